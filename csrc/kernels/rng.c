@@ -1,0 +1,85 @@
+/* Bulk random fills on top of the Philox block function in rng.h. */
+#include "rng.h"
+#include <stdlib.h>
+
+void hm_rand_uniform(float *out, int64_t n, uint64_t seed, uint64_t offset, float low, float high) {
+    float span = high - low;
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t g = offset + (uint64_t)i;
+        uint32_t r[4];
+        hm_philox_block(seed, HM_STREAM_UNIFORM, g >> 2, r);
+        float u = hm_u32_to_open01(r[g & 3]);
+        float v = low + span * u;
+        out[i] = v < high ? v : low; /* rounding could reach high; keep [low, high) */
+    }
+}
+
+void hm_rand_normal(float *out, int64_t n, uint64_t seed, uint64_t offset, float mean, float std) {
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t g = offset + (uint64_t)i;
+        uint32_t r[4];
+        hm_philox_block(seed, HM_STREAM_NORMAL, g >> 1, r);
+        /* Box-Muller in double: both members of the pair come from one block, even
+         * indices take the cosine and odd ones the sine. */
+        double u1 = hm_u64_to_open01(r[0], r[1]);
+        double u2 = hm_u64_to_open01(r[2], r[3]);
+        double rad = sqrt(-2.0 * log(u1));
+        double z = (g & 1) ? rad * sin(6.283185307179586 * u2) : rad * cos(6.283185307179586 * u2);
+        out[i] = mean + std * (float)z;
+    }
+}
+
+void hm_rand_int64(int64_t *out, int64_t n, uint64_t seed, uint64_t offset, int64_t low, int64_t high) {
+    uint64_t range = (uint64_t)(high - low);
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t g = offset + (uint64_t)i;
+        uint32_t r[4];
+        hm_philox_block(seed, HM_STREAM_INT, g, r);
+        uint64_t x = ((uint64_t)r[0] << 32) | r[1];
+        /* 128-bit multiply-shift maps x uniformly onto [0, range). */
+        unsigned __int128 m = (unsigned __int128)x * range;
+        out[i] = low + (int64_t)(uint64_t)(m >> 64);
+    }
+}
+
+static int cmp_key_index(const void *a, const void *b) {
+    const uint64_t *x = (const uint64_t *)a, *y = (const uint64_t *)b;
+    if (x[0] != y[0]) return x[0] < y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : (x[1] > y[1]);
+}
+
+void hm_rand_perm(int64_t *out, uint64_t *keys, int64_t n, uint64_t seed, uint64_t offset) {
+    /* keys holds n pairs interleaved as (random key, index): caller gives 2n words. */
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t r[4];
+        hm_philox_block(seed, HM_STREAM_PERM, offset + (uint64_t)i, r);
+        keys[2 * i] = ((uint64_t)r[0] << 32) | r[1];
+        keys[2 * i + 1] = (uint64_t)i;
+    }
+    /* Ties (probability ~n^2/2^65) are broken by index, so the result is a pure
+     * function of the keys. */
+    qsort(keys, (size_t)n, 2 * sizeof(uint64_t), cmp_key_index);
+    for (int64_t i = 0; i < n; i++) out[i] = (int64_t)keys[2 * i + 1];
+}
+
+void hm_rand_dropout_mask(float *out, int64_t n, uint64_t seed, uint64_t offset, float p) {
+    float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
+    /* Compare raw 32-bit words against p * 2^32: no float conversion per element. */
+    uint64_t thresh64 = (uint64_t)((double)p * 4294967296.0);
+    #pragma omp parallel for schedule(static) if (n > 65536)
+    for (int64_t b = 0; b < (n + 3) / 4; b++) {
+        /* Block-aligned on (offset + i) so each Philox block yields four masks. */
+        for (int l = 0; l < 4; l++) {
+            int64_t i = 4 * b + l;
+            if (i >= n) break;
+            uint64_t g = offset + (uint64_t)i;
+            uint32_t r[4];
+            hm_philox_block(seed, HM_STREAM_DROPOUT, g >> 2, r);
+            out[i] = ((uint64_t)r[g & 3] >= thresh64) ? scale : 0.0f;
+        }
+    }
+}
