@@ -62,15 +62,64 @@ def blas_settings():
                 link_args=["-Wl,-rpath,$ORIGIN/../scipy_openblas32/lib"])
 
 
+def _deps_of(obj):
+    """Files an object depends on, from the .d file gcc wrote beside it (-MMD)."""
+    dep = Path(str(obj) + ".d")
+    if not dep.exists():
+        return None
+    text = dep.read_text().replace("\\\n", " ")
+    _, _, rest = text.partition(":")
+    return rest.split()
+
+
 class BuildExt(build_ext):
+    """Incremental, parallel, lock-protected build of hepml._C.
+
+    Only sources whose object is older than the source or any header it
+    includes are recompiled (gcc -MMD records the headers), and a file lock
+    lets several build commands run at once without clobbering objects.
+    """
+
     def finalize_options(self):
         super().finalize_options()
         if self.parallel is None:
             self.parallel = os.cpu_count() or 1
 
     def run(self):
+        import fcntl
         write_family_header()
-        super().run()
+        Path(self.build_temp).mkdir(parents=True, exist_ok=True)
+        with open(Path(self.build_temp) / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            super().run()
+
+    def build_extension(self, ext):
+        from concurrent.futures import ThreadPoolExecutor
+        ext_path = Path(self.get_ext_fullpath(ext.name))
+        objects, stale = [], []
+        for src in ext.sources:
+            obj = Path(self.compiler.object_filenames([src], output_dir=self.build_temp)[0])
+            objects.append(str(obj))
+            deps = _deps_of(obj)
+            if self.force or not obj.exists() or deps is None or any(
+                    not Path(d).exists() or Path(d).stat().st_mtime > obj.stat().st_mtime for d in deps + [src]):
+                stale.append((src, obj))
+        macros = ext.define_macros or []
+
+        def compile_one(item):
+            src, obj = item
+            self.compiler.compile([src], output_dir=self.build_temp, macros=macros, include_dirs=ext.include_dirs,
+                                  extra_postargs=ext.extra_compile_args + ["-MMD", "-MF", str(obj) + ".d"],
+                                  depends=ext.depends)
+
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            list(pool.map(compile_one, stale))
+        if stale or not ext_path.exists() or any(Path(o).stat().st_mtime > ext_path.stat().st_mtime for o in objects):
+            ext_path.parent.mkdir(parents=True, exist_ok=True)
+            self.compiler.link_shared_object(
+                objects, str(ext_path), libraries=self.get_libraries(ext), library_dirs=ext.library_dirs,
+                runtime_library_dirs=ext.runtime_library_dirs, extra_postargs=ext.extra_link_args,
+                export_symbols=self.get_export_symbols(ext), build_temp=self.build_temp, target_lang="c")
 
 
 march = os.environ.get("HEPML_MARCH", "native")
