@@ -33,4 +33,8 @@ from .creation import (zeros, ones, full, empty, arange, linspace, rand, randn, 
 from ._config import show_config, set_num_threads, get_num_threads, manual_seed, get_rng_state, set_rng_state  # noqa: E402
 from .ops import *  # noqa: E402,F401,F403  (every op module registers its functions and Tensor methods)
 
+from .serialization import save, load  # noqa: E402
+from . import nn, optim  # noqa: E402
+from .nn.module import count_parameters  # noqa: E402
+
 __version__ = "0.1.0"
