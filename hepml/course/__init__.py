@@ -1,0 +1,1 @@
+"""Course tooling: running the notebooks, checking a set-up, grading."""
