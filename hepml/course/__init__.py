@@ -1,1 +1,2 @@
-"""Course tooling: running the notebooks, checking a set-up, grading."""
+"""Course tooling: profiles, data locations, running the notebooks, grading."""
+from .config import data_dir, pick, profile

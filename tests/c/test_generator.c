@@ -99,6 +99,8 @@ static void test_config(void) {
     CHECK(hm_ww_config_error(&bad) != NULL);
     bad = c; bad.extra_jet_ratio = 1.0;
     CHECK(hm_ww_config_error(&bad) != NULL);
+    bad = c; bad.w_bw_cutoff = 40.0; /* window would reach m = 0 */
+    CHECK(hm_ww_config_error(&bad) != NULL);
     bad = c; bad.max_trials = 0;
     CHECK(hm_ww_config_error(&bad) != NULL);
 
@@ -203,6 +205,14 @@ static void test_physics_content(void) {
         mjj[i] = sqrt(fmax(s0 * s0 - s1 * s1 - s2 * s2 - s3 * s3, 0.0));
         deta[i] = fabs((double)j[1] - j[5]);
     }
+    /* every float output is finite */
+    int64_t nonfinite = 0;
+    const float *arrs[9] = {e->vbs_jets, e->nonvbs_jets, e->leptons, e->met, e->neutrinos, e->w_bosons,
+                            e->vbs_partons, e->x1x2, e->leptons_truth};
+    const int64_t per[9] = {8, 4 * NX, 6, 2, 6, 8, 8, 2, 6};
+    for (int a = 0; a < 9; a++)
+        for (int64_t t = 0; t < per[a] * n; t++) nonfinite += !isfinite(arrs[a][t]);
+    CHECK(nonfinite == 0);
     /* float storage of (pt, eta, phi) limits the closure to a few 1e-7 of the energy */
     CHECK(max_cons < 3e-6);
     CHECK(max_wmass < 2e-5);
@@ -233,6 +243,77 @@ static void test_physics_content(void) {
     CHECK(deta50 > 3.0);
     CHECK(nu50 > 20.0 && nu50 < 200.0);
     free(mw); free(mjj); free(deta); free(nupt);
+    free_buffers(&b);
+}
+
+/* Boost p = (E, px, py, pz) into the rest frame of P (all double). */
+static void to_rest(const double p[4], const double P[4], double out[4]) {
+    double m = sqrt(P[0] * P[0] - P[1] * P[1] - P[2] * P[2] - P[3] * P[3]);
+    double g = P[0] / m, b[3] = {-P[1] / P[0], -P[2] / P[0], -P[3] / P[0]};
+    double bp = b[0] * p[1] + b[1] * p[2] + b[2] * p[3];
+    double k = g * g / (g + 1.0) * bp + g * p[0];
+    out[0] = g * (p[0] + bp);
+    for (int d = 0; d < 3; d++) out[d + 1] = p[d + 1] + k * b[d];
+}
+
+/* cos theta* of the charged lepton: its direction in the W rest frame against the W
+ * direction in the hard frame (the rest frame of incoming partons minus extra jets),
+ * rebuilt from the stored truth only. */
+static double cos_theta_star(const hm_ww_events *e, int64_t i, int k, double sqrt_s) {
+    double x1 = e->x1x2[2 * i], x2 = e->x1x2[2 * i + 1];
+    double H[4] = {0.5 * sqrt_s * (x1 + x2), 0.0, 0.0, 0.5 * sqrt_s * (x1 - x2)}, v[4];
+    for (int j = 0; j < e->n_extra_truth[i]; j++) {
+        const float *r = e->extra_jets_truth + 4 * NX * i + 4 * j;
+        p4(r, r[3], v);
+        for (int d = 0; d < 4; d++) H[d] -= v[d];
+    }
+    const float *w = e->w_bosons + 8 * i + 4 * k;
+    double W[4], L[4], Wh[4], Lh[4], Lw[4];
+    p4(w, w[3], W);
+    p4(e->leptons_truth + 6 * i + 3 * k, 0.0, L);
+    to_rest(W, H, Wh);
+    to_rest(L, H, Lh);
+    to_rest(Lh, Wh, Lw);
+    double nw = sqrt(Wh[1] * Wh[1] + Wh[2] * Wh[2] + Wh[3] * Wh[3]);
+    double nl = sqrt(Lw[1] * Lw[1] + Lw[2] * Lw[2] + Lw[3] * Lw[3]);
+    return (Wh[1] * Lw[1] + Wh[2] * Lw[2] + Wh[3] * Lw[3]) / (nw * nl);
+}
+
+/* Helicity fractions show up in the decay angle: <cos> = -1/2 for a left-handed W+
+ * (lepton backwards), +1/2 for a left-handed W-, <cos^2> = 1/5 for longitudinal W.
+ * The lepton cuts are opened so that acceptance does not sculpt the distribution. */
+static void test_decay_angles(void) {
+    const int64_t n = 3000;
+    struct { double wplus, pol_long, pol_left, mean, mean2; } cases[4] = {
+        {1.0, 0.0, 1.0, -0.5, 0.4}, /* W+ left:  (3/8)(1 - c)^2 */
+        {0.0, 0.0, 1.0, 0.5, 0.4},  /* W- left:  (3/8)(1 + c)^2 */
+        {1.0, 0.0, 0.0, 0.5, 0.4},  /* W+ right: (3/8)(1 + c)^2 */
+        {1.0, 1.0, 0.0, 0.0, 0.2},  /* longitudinal: (3/4)(1 - c^2) */
+    };
+    buffers b;
+    alloc_buffers(&b, n, 1);
+    for (int t = 0; t < 4; t++) {
+        hm_ww_config c;
+        hm_ww_default_config(&c);
+        c.w_plus_fraction = cases[t].wplus;
+        c.pol_long = cases[t].pol_long;
+        c.pol_left = cases[t].pol_left;
+        c.lep_pt_min = 0.0;
+        c.lep_abs_eta_max = 1e3;
+        CHECK(hm_ww_generate(&b.ev, 0, n, 77 + t, &c) == 0);
+        double s1 = 0, s2 = 0;
+        int out_of_range = 0;
+        for (int64_t i = 0; i < n; i++)
+            for (int k = 0; k < 2; k++) {
+                double ct = cos_theta_star(&b.ev, i, k, c.sqrt_s);
+                out_of_range += !(fabs(ct) <= 1.0 + 1e-6);
+                s1 += ct; s2 += ct * ct;
+            }
+        CHECK(out_of_range == 0);
+        /* standard errors ~0.005 (mean) and ~0.004 (mean of squares) with 6000 decays */
+        CHECK_CLOSE(s1 / (2.0 * n), cases[t].mean, 0.03, 0);
+        CHECK_CLOSE(s2 / (2.0 * n), cases[t].mean2, 0.025, 0);
+    }
     free_buffers(&b);
 }
 
@@ -339,6 +420,7 @@ static void test_impossible_selection(void) {
 int main(void) {
     test_config();
     test_physics_content();
+    test_decay_angles();
     test_determinism();
     test_impossible_selection();
     return CHECK_REPORT();
