@@ -47,6 +47,8 @@ def _run(lib, opt_factory, steps=25, seed=0):
     ("Adam", dict(lr=0.05, weight_decay=0.1, amsgrad=True)),
     ("AdamW", dict(lr=0.05)),
     ("AdamW", dict(lr=0.05, weight_decay=0.5, betas=(0.8, 0.99))),
+    ("Adamax", dict(lr=0.05)),
+    ("Adamax", dict(lr=0.05, weight_decay=0.1)),
 ])
 def test_optimizers_match_torch(name, kwargs):
     torch = torch_or_skip()

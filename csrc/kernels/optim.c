@@ -39,6 +39,21 @@ void hm_adam_step(float *p, const float *g, float *m, float *v, float *vmax, int
     }
 }
 
+void hm_adamax_step(float *p, const float *g, float *m, float *u, int64_t n, int64_t step, float lr, float beta1,
+                    float beta2, float eps, float weight_decay) {
+    float clr = (float)((double)lr / (1.0 - pow((double)beta1, (double)step)));
+    #pragma omp parallel for simd schedule(static) if (n > 262144)
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] + weight_decay * p[i];
+        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        float a = beta2 * u[i], b = fabsf(gi) + eps;
+        float ui = a > b ? a : b;
+        m[i] = mi;
+        u[i] = ui;
+        p[i] -= clr * mi / ui;
+    }
+}
+
 double hm_sum_squares(const float *x, int64_t n) {
     /* fixed chunks combined serially: the same value on any thread count */
     enum { CHUNK = 65536 };

@@ -18,6 +18,10 @@ void hm_sgd_step(float *p, const float *g, float *momentum_buf, int64_t n, float
 void hm_adam_step(float *p, const float *g, float *exp_avg, float *exp_avg_sq, float *max_exp_avg_sq, int64_t n,
                   int64_t step, float lr, float beta1, float beta2, float eps, float weight_decay, int decoupled);
 
+/* Adamax (torch.optim.Adamax): infinity-norm second moment u = max(beta2 u, |g| + eps). */
+void hm_adamax_step(float *p, const float *g, float *exp_avg, float *exp_inf, int64_t n, int64_t step, float lr,
+                    float beta1, float beta2, float eps, float weight_decay);
+
 /* Scale every gradient by min(1, max_norm / total_norm): used by
  * clip_grad_norm_. Returns nothing; the norm is computed separately. */
 double hm_sum_squares(const float *x, int64_t n);

@@ -91,6 +91,32 @@ static PyObject *py_adam_step(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* _adamax_step(params, grads, exp_avgs, exp_infs, steps, lr, beta1, beta2, eps, weight_decay) */
+static PyObject *py_adamax_step(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *params, *grads, *ms, *us, *steps;
+    float lr, b1, b2, eps, wd;
+    if (!PyArg_ParseTuple(args, "OOOOOfffff:_adamax_step", &params, &grads, &ms, &us, &steps, &lr, &b1, &b2, &eps, &wd))
+        return NULL;
+    PyObject *lists[5] = {params, grads, ms, us, steps};
+    const char *names[5] = {"params", "grads", "exp_avgs", "exp_infs", "steps"};
+    if (check_lists("_adamax_step", lists, names, 5) < 0) return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(params); k++) {
+        HmTensor *p = item_tensor(params, k, "params", -1, "_adamax_step");
+        if (!p) return NULL;
+        int64_t n = HM_NUMEL(p);
+        HmTensor *g = item_tensor(grads, k, "grads", n, "_adamax_step");
+        HmTensor *m = g ? item_tensor(ms, k, "exp_avgs", n, "_adamax_step") : NULL;
+        HmTensor *u = m ? item_tensor(us, k, "exp_infs", n, "_adamax_step") : NULL;
+        if (!u) return NULL;
+        long long step = PyLong_AsLongLong(PyList_GET_ITEM(steps, k));
+        if (step == -1 && PyErr_Occurred()) return NULL;
+        hm_adamax_step(HM_F32(p), HM_F32(g), HM_F32(m), HM_F32(u), n, step, lr, b1, b2, eps, wd);
+        p->version++;
+    }
+    Py_RETURN_NONE;
+}
+
 /* _grad_norm(tensors) -> float: the 2-norm of all tensors together. */
 static PyObject *py_grad_norm(PyObject *self, PyObject *list) {
     (void)self;
@@ -122,6 +148,7 @@ static PyObject *py_scale_(PyObject *self, PyObject *args) {
 PyMethodDef hm_methods_optim[] = {
     {"_sgd_step", py_sgd_step, METH_VARARGS, NULL},
     {"_adam_step", py_adam_step, METH_VARARGS, NULL},
+    {"_adamax_step", py_adamax_step, METH_VARARGS, NULL},
     {"_grad_norm", py_grad_norm, METH_O, NULL},
     {"_scale_", py_scale_, METH_VARARGS, NULL},
     {NULL, NULL, 0, NULL},

@@ -42,3 +42,28 @@ class AdamW(Adam):
     weight_decay 1e-2, as torch.optim.AdamW."""
 
     _decoupled = True
+
+
+class Adamax(Optimizer):
+    """Adamax (Adam with an infinity-norm second moment), as torch.optim.Adamax;
+    mdmm's default optimiser."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"Adamax(): betas must be in [0, 1), got {betas}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def step(self, closure=None):
+        loss = closure() if closure is not None else None
+        for g in self.param_groups:
+            ps = [p for p in g["params"] if p.grad is not None]
+            if not ps:
+                continue
+            states = [self._state_for(p, ["exp_avg", "exp_inf"]) for p in ps]
+            for st in states:
+                st["step"] += 1
+            b1, b2 = g["betas"]
+            _C._adamax_step(ps, [p.grad for p in ps], [s["exp_avg"] for s in states], [s["exp_inf"] for s in states],
+                            [s["step"] for s in states], g["lr"], b1, b2, g["eps"], g["weight_decay"])
+        return loss
