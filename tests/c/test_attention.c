@@ -5,10 +5,32 @@
  *  - backward against central finite differences of that reference,
  *  - the dropout mask equals hm_rand_dropout_mask laid out as [B, H, L, S],
  *  - identical bytes with 1 and 2 threads,
- *  - a timing at the course's shape (printed, never asserted). */
+ *  - a timing at the course's shape (printed, never asserted).
+ * Everything runs twice: through the public functions (AVX2 path on CPUs that
+ * have it) and through the portable path, compiled into this file below. */
 #include "attention.h"
 #include "rng.h"
 #include "check.h"
+
+/* The portable implementation under other names: attention.c compiled a
+ * second time with its SIMD path switched off. Its static helpers stay local
+ * to this file, so linking with every kernel file is unaffected. */
+#define HM_ATTN_PORTABLE_ONLY
+#define hm_attention_forward test_attention_forward_portable
+#define hm_attention_backward test_attention_backward_portable
+#include "attention.c"
+#undef hm_attention_forward
+#undef hm_attention_backward
+#undef HM_ATTN_PORTABLE_ONLY
+
+typedef int (*fwd_fn)(float *, float *, float *, const float *, const float *, const float *, const uint8_t *,
+                      const uint8_t *, const float *, int, int, int64_t, int64_t, int64_t, int64_t, int64_t, float,
+                      float, uint64_t, uint64_t);
+typedef int (*bwd_fn)(float *, float *, float *, const float *, const float *, const float *, const float *,
+                      const float *, const uint8_t *, const uint8_t *, const float *, int, int, int64_t, int64_t,
+                      int64_t, int64_t, int64_t, float, float, uint64_t, uint64_t);
+static fwd_fn FWD = hm_attention_forward;
+static bwd_fn BWD = hm_attention_backward;
 
 #include <stdint.h>
 #include <string.h>
@@ -104,7 +126,7 @@ static void check_case(const char *name, const cfg *c, int grad) {
     fill(v, nk, -1, 1);
     fill(w, nq, -1, 1);
     float *out = malloc(nq * sizeof(float)), *probs = malloc(np * sizeof(float)), *lse = malloc(nl * sizeof(float));
-    int rc = hm_attention_forward(out, probs, lse, q, k, v, c->kpm, c->bm, c->fm, c->per_head, c->causal,
+    int rc = FWD(out, probs, lse, q, k, v, c->kpm, c->bm, c->fm, c->per_head, c->causal,
                                   B, H, L, S, D, c->scale, c->p, c->seed, c->offset);
     CHECK(rc == 0);
     double *qd = to_double(q, nq), *kd = to_double(k, nk), *vd = to_double(v, nk);
@@ -121,7 +143,7 @@ static void check_case(const char *name, const cfg *c, int grad) {
     }
     /* Without the probabilities the output must be the same bytes. */
     float *out2 = malloc(nq * sizeof(float));
-    hm_attention_forward(out2, NULL, lse, q, k, v, c->kpm, c->bm, c->fm, c->per_head, c->causal,
+    FWD(out2, NULL, lse, q, k, v, c->kpm, c->bm, c->fm, c->per_head, c->causal,
                          B, H, L, S, D, c->scale, c->p, c->seed, c->offset);
     CHECK(memcmp(out, out2, nq * sizeof(float)) == 0);
 
@@ -130,7 +152,7 @@ static void check_case(const char *name, const cfg *c, int grad) {
         /* Poison the outputs: backward must overwrite every element. */
         for (int64_t t = 0; t < nq; t++) dq[t] = NAN;
         for (int64_t t = 0; t < nk; t++) dk[t] = dv[t] = NAN;
-        rc = hm_attention_backward(dq, dk, dv, w, q, k, v, lse, c->kpm, c->bm, c->fm, c->per_head, c->causal,
+        rc = BWD(dq, dk, dv, w, q, k, v, lse, c->kpm, c->bm, c->fm, c->per_head, c->causal,
                                    B, H, L, S, D, c->scale, c->p, c->seed, c->offset);
         CHECK(rc == 0);
         CHECK(!has_nan(dq, nq) && !has_nan(dk, nk) && !has_nan(dv, nk));
@@ -252,6 +274,15 @@ static void test_cases(void) {
     check_case("H=3 L=7 S=9 D=5, dropout", &c, 1);
     c = base(2, 1, 2, 1, 3);
     check_case("S=1", &c, 1);
+    c = base(1, 2, 6, 11, 20); /* D = 16 + a 4-column tail, 6 = 4 + 2 rows */
+    c.causal = 1;
+    c.p = 0.15f;
+    check_case("H=2 L=6 S=11 D=20 causal dropout", &c, 1);
+    c = base(2, 2, 3, 0, 4);
+    c.p = 0.5f;
+    check_case("S=0 (no keys: zero output)", &c, 1);
+    c = base(2, 2, 0, 4, 4);
+    check_case("L=0 (no queries: zero dk, dv)", &c, 1);
     c = base(1, 2, 40, 16, 8);
     c.p = 0.2f;
     c.offset = 1001;
@@ -279,7 +310,7 @@ static void test_dropout_matches_rng(void) {
     fill(q, B * L * E, -1, 1);
     fill(k, B * S * E, -1, 1);
     fill(v, B * S * E, -1, 1);
-    hm_attention_forward(out, probs, lse, q, k, v, NULL, NULL, NULL, 0, 0, B, H, L, S, D, 0.35f, p, seed, offset);
+    FWD(out, probs, lse, q, k, v, NULL, NULL, NULL, 0, 0, B, H, L, S, D, 0.35f, p, seed, offset);
     hm_rand_dropout_mask(mask, np, seed, offset, p);
     int64_t kept = 0;
     for (int64_t t = 0; t < np; t++) kept += mask[t] != 0;
@@ -329,10 +360,10 @@ static void big_free(bigcase *t) {
 static void big_run(bigcase *t, float p, int backward) {
     float sc = 1.0f / sqrtf((float)t->D);
     if (!backward)
-        hm_attention_forward(t->out, NULL, t->lse, t->q, t->k, t->v, t->kpm, NULL, NULL, 0, 0,
+        FWD(t->out, NULL, t->lse, t->q, t->k, t->v, t->kpm, NULL, NULL, 0, 0,
                              t->B, t->H, t->L, t->S, t->D, sc, p, 2024, 64);
     else
-        hm_attention_backward(t->dq, t->dk, t->dv, t->dout, t->q, t->k, t->v, t->lse, t->kpm, NULL, NULL, 0, 0,
+        BWD(t->dq, t->dk, t->dv, t->dout, t->q, t->k, t->v, t->lse, t->kpm, NULL, NULL, 0, 0,
                               t->B, t->H, t->L, t->S, t->D, sc, p, 2024, 64);
 }
 
@@ -382,10 +413,19 @@ static double median_ms(bigcase *t, float p, int backward, int reps) {
     return ts[reps / 2];
 }
 
+/* Under the sanitizers the numbers mean nothing: keep that run short. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TIMING_B 128
+#define TIMING_REPS 3
+#else
+#define TIMING_B 1024
+#define TIMING_REPS 21
+#endif
+
 static void timing(void) {
     bigcase t;
-    big_init(&t, 1024, 4, 16, 16);
-    printf("timing, B=1024 T=16 E=64 H=4, key padding (median ms; informative only):\n");
+    big_init(&t, TIMING_B, 4, 16, 16);
+    printf("timing, B=%d T=16 E=64 H=4, key padding (median ms; informative only):\n", TIMING_B);
 #ifdef _OPENMP
     int saved = omp_get_max_threads();
     for (int nt = 1; nt <= 2; nt++) {
@@ -395,7 +435,7 @@ static void timing(void) {
 #endif
         for (int dp = 0; dp < 2; dp++) {
             float p = dp ? 0.1f : 0.0f;
-            double f = median_ms(&t, p, 0, 15), b = median_ms(&t, p, 1, 15);
+            double f = median_ms(&t, p, 0, TIMING_REPS), b = median_ms(&t, p, 1, TIMING_REPS);
             printf("  threads %d dropout %.1f: forward %.3f  backward %.3f  total %.3f\n", nt, p, f, b, f + b);
         }
     }
@@ -405,10 +445,44 @@ static void timing(void) {
     big_free(&t);
 }
 
+/* The two implementations agree (to rounding) on a course-sized problem. */
+static void test_paths_agree(void) {
+    bigcase t;
+    big_init(&t, 16, 4, 16, 16);
+    const int64_t n = t.B * t.L * t.H * t.D;
+    float *res[4];
+    for (int a = 0; a < 4; a++) res[a] = malloc(n * sizeof(float));
+    for (int pass = 0; pass < 2; pass++) {
+        FWD = pass ? test_attention_forward_portable : hm_attention_forward;
+        BWD = pass ? test_attention_backward_portable : hm_attention_backward;
+        big_run(&t, 0.2f, 0);
+        big_run(&t, 0.2f, 1);
+        float *r[4] = {t.out, t.dq, t.dk, t.dv};
+        for (int a = 0; a < 4; a++) {
+            if (pass == 0) memcpy(res[a], r[a], n * sizeof(float));
+            else
+                for (int64_t u = 0; u < n; u++) CHECK_CLOSE(r[a][u], res[a][u], 1e-5, 1e-4);
+        }
+    }
+    FWD = hm_attention_forward;
+    BWD = hm_attention_backward;
+    for (int a = 0; a < 4; a++) free(res[a]);
+    big_free(&t);
+    printf("  default and portable paths agree\n");
+}
+
 int main(void) {
-    test_cases();
-    test_dropout_matches_rng();
-    test_thread_independence();
+    for (int impl = 0; impl < 2; impl++) {
+        FWD = impl ? test_attention_forward_portable : hm_attention_forward;
+        BWD = impl ? test_attention_backward_portable : hm_attention_backward;
+        printf("== %s implementation\n", impl ? "portable" : "default (AVX2 where available)");
+        test_cases();
+        test_dropout_matches_rng();
+        test_thread_independence();
+    }
+    FWD = hm_attention_forward;
+    BWD = hm_attention_backward;
+    test_paths_agree();
     timing();
     return CHECK_REPORT();
 }
