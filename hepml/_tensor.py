@@ -96,6 +96,58 @@ class Tensor(_C.TensorBase):
     def __truediv__(self, other): return _C.div(self, other)
     def __rtruediv__(self, other): return _C.div(other, self)
 
+    # elementwise operators (hepml/ops/unary.py, arith.py, compare.py). As in
+    # torch, comparisons return bool tensors; == / != against something that
+    # is not a tensor, array or number (None, a string) is False / True.
+    # & | ^ ~ are for bool masks only.
+    def __neg__(self): return _C.neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return _C.abs(self)
+    def __pow__(self, other): return _C.pow(self, other)
+    def __rpow__(self, other): return _C.pow(other, self)
+    def __mod__(self, other): return _C.remainder(self, other)
+    def __lt__(self, other): return _C.lt(self, other)
+    def __le__(self, other): return _C.le(self, other)
+    def __gt__(self, other): return _C.gt(self, other)
+    def __ge__(self, other): return _C.ge(self, other)
+
+    def __eq__(self, other):
+        try:
+            return _C.eq(self, other)
+        except TypeError:
+            return NotImplemented
+
+    def __ne__(self, other):
+        try:
+            return _C.ne(self, other)
+        except TypeError:
+            return NotImplemented
+
+    def __and__(self, other): return _C.bitwise_and(self, other)
+    def __or__(self, other): return _C.bitwise_or(self, other)
+    def __xor__(self, other): return _C.bitwise_xor(self, other)
+    def __invert__(self): return _C.bitwise_not(self)
+
+    # indexing and transposes (hepml/ops/index.py, hepml/ops/shape.py). t[key]
+    # follows torch: ints, slices (negative steps too), None, ..., int64 index
+    # tensors/arrays and bool masks; the result is a copy. t[key] = value
+    # writes in place (refused on tensors that require grad, outside no_grad).
+    def __getitem__(self, key):
+        return _C.index(self, key)
+
+    def __setitem__(self, key, value):
+        _C.index_put_(self, key, value)
+
+    @property
+    def T(self):
+        """The dims in reverse order (a copy): the transpose of a matrix."""
+        return _C.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self):
+        """The last two dims swapped (a copy): a batch of matrix transposes."""
+        return _C.transpose(self, -2, -1)
+
 
 def _fmt_float(arr):
     finite = arr[np.isfinite(arr)] if arr.size else arr
