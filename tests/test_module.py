@@ -137,7 +137,7 @@ def test_assigning_wrong_types_is_refused():
 def test_training_loop_reduces_loss():
     hepml.manual_seed(0)
     x = hepml.randn(256, 5)
-    y = hepml.randn(256, 1)
+    y = hepml.tanh(x[:, 0:1] * 2) + x[:, 1:2] * x[:, 2:3]  # a learnable target
     model = nn.Sequential(nn.Linear(5, 32), nn.SELU(), nn.Linear(32, 1))
     opt = hepml.optim.AdamW(model.parameters(), lr=1e-2)
     losses = []
@@ -147,4 +147,4 @@ def test_training_loop_reduces_loss():
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < 0.8 * losses[0]
+    assert losses[-1] < 0.5 * losses[0]
