@@ -47,14 +47,25 @@ def timeit(fn, repeat=7, warmup=2, min_time=0.0):
     return statistics.median(times), faults
 
 
+def _vm(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 def peak_memory_mb(module, func, *args):
-    """Run bench.<module>.<func>(*args) in a fresh interpreter; return its peak RSS growth in MiB."""
+    """Run bench.<module>.<func>(*args) in a fresh interpreter; return its peak RSS growth in MiB
+    (VmHWM after the run minus VmRSS after the imports; exec starts a fresh high-water mark,
+    unlike ru_maxrss, which a child inherits from its parent)."""
     code = (
-        "import resource, json, sys, importlib\n"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "import json, importlib\n"
+        "from bench.common import _vm\n"
         f"m = importlib.import_module('bench.{module}')\n"
+        "base = _vm('VmRSS')\n"
         f"m.{func}(*{args!r})\n"
-        "print(json.dumps((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024))\n"
+        "print(json.dumps(_vm('VmHWM') - base))\n"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)

@@ -55,7 +55,7 @@ typedef struct {
     /* acceptance and selection */
     double jet_pt_min, jet_abs_eta_max; /* 30 GeV, 4.7 */
     double lep_pt_min, lep_abs_eta_max; /* 20 GeV, 2.5 */
-    double met_min;                     /* optional MET cut [GeV]; 0 = none (the course's selection) */
+    double met_min;                     /* MET cut [GeV]; default 15 so the course scaling log(1 + MET - 15) is defined */
     int64_t max_trials;                 /* give up on an event after this many candidates */
 } hm_ww_config;
 

@@ -70,16 +70,20 @@ void hm_rand_dropout_mask(float *out, int64_t n, uint64_t seed, uint64_t offset,
     float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     /* Compare raw 32-bit words against p * 2^32: no float conversion per element. */
     uint64_t thresh64 = (uint64_t)((double)p * 4294967296.0);
+    if (n <= 0) return;
+    /* One Philox block serves the four counters g with the same g >> 2, so walk
+     * blocks, not elements: 4x fewer block evaluations, identical bits. */
+    uint64_t first = offset >> 2, last = (offset + (uint64_t)n - 1) >> 2;
+    int64_t nblocks = (int64_t)(last - first + 1);
     #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t b = 0; b < (n + 3) / 4; b++) {
-        /* Block-aligned on (offset + i) so each Philox block yields four masks. */
+    for (int64_t b = 0; b < nblocks; b++) {
+        uint32_t r[4];
+        uint64_t block = first + (uint64_t)b;
+        hm_philox_block(seed, HM_STREAM_DROPOUT, block, r);
         for (int l = 0; l < 4; l++) {
-            int64_t i = 4 * b + l;
-            if (i >= n) break;
-            uint64_t g = offset + (uint64_t)i;
-            uint32_t r[4];
-            hm_philox_block(seed, HM_STREAM_DROPOUT, g >> 2, r);
-            out[i] = ((uint64_t)r[g & 3] >= thresh64) ? scale : 0.0f;
+            uint64_t g = (block << 2) + (uint64_t)l;
+            if (g < offset || g >= offset + (uint64_t)n) continue;
+            out[g - offset] = ((uint64_t)r[l] >= thresh64) ? scale : 0.0f;
         }
     }
 }
