@@ -14,7 +14,7 @@ $(VPY):
 	$(PY) -m venv $(VENV)
 
 $(VENV)/.installed-%: pyproject.toml setup.py | $(VPY)
-	$(PIP) install $(BUILD_DEPS)
+	$(PIP) install -U pip $(BUILD_DEPS)
 	$(PIP) install --no-build-isolation -e ".[$*]"
 	touch $@
 
