@@ -36,6 +36,6 @@ from .ops import *  # noqa: E402,F401,F403  (every op module registers its funct
 from .serialization import save, load  # noqa: E402
 from . import nn, optim  # noqa: E402
 from .nn.module import count_parameters  # noqa: E402
-from . import data, losses, mdmm, metrics, physics  # noqa: E402
+from . import data, flows, losses, mdmm, metrics, physics  # noqa: E402
 
 __version__ = "0.1.0"
