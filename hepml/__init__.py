@@ -39,3 +39,4 @@ from .nn.module import count_parameters  # noqa: E402
 from . import data, flows, losses, mdmm, metrics, physics  # noqa: E402
 
 __version__ = "0.1.0"
+from .torch_compat import load_torch_state_dict  # noqa: E402
