@@ -13,7 +13,10 @@ Workloads (the course's shapes):
 
 Both libraries get the same weights (hepml's are copied from torch's state dict)
 and the same inputs. Prints median times and torch/hepml (> 1: hepml faster),
-and the peak memory growth of each case measured in fresh subprocesses.
+and, per case and library, how far the peak RSS rises above the RSS after the
+imports while the case is set up and called 5 times, in a fresh process that
+imports only that library (hepml's figure includes its buffer pool).
+The machine may be shared: compare ratios from one run, not absolute times.
 Run: python -m bench.bench_attention [--threads 1 2] [--reps 20] [--no-memory]
 """
 import argparse
@@ -21,7 +24,7 @@ import sys
 
 import numpy as np
 
-from bench.common import peak_memory_mb, report, setup_threads, timeit
+from bench.common import report, setup_threads, timeit
 
 B, T, E, H = 1024, 16, 64, 4
 D_MODEL, NHEAD, FF = 32, 4, 512
@@ -42,24 +45,26 @@ def _data(seed=0):
 
 
 def _copy_weights(tmodule, hmodule):
-    import hepml
-    hmodule.load_state_dict(hepml.load_torch_state_dict(tmodule.state_dict()))
+    if tmodule is not None and hmodule is not None:
+        import hepml
+        hmodule.load_state_dict(hepml.load_torch_state_dict(tmodule.state_dict()))
+
+
+MHA_EVAL = "MHA fwd (eval, no_grad) B=1024 T=16 E=64 H=4"
+MHA_FWD = "MHA fwd (train, graph) B=1024 T=16 E=64 H=4"
+MHA_FB = "MHA fwd+bwd B=1024 T=16 E=64 H=4"
+
+
+def _enc_name(p):
+    return f"EncoderLayer(32, 4, ff 512, dropout {p}) train step"
 
 
 # ------------------------------------------------------------------ builders
 
 
-def mha_cases(data):
-    """{case: (hepml_fn, torch_fn)} for the MultiheadAttention workloads."""
-    import torch
-
+def _hepml_mha(data, hm):
     import hepml
-    tm = torch.nn.MultiheadAttention(E, H, batch_first=True)
-    hm = hepml.nn.MultiheadAttention(E, H, batch_first=True)
-    _copy_weights(tm, hm)
-    tx, tw, tk = torch.tensor(data["x"]), torch.tensor(data["w"]), torch.tensor(data["kpm"])
     hx, hw, hk = hepml.tensor(data["x"]), hepml.tensor(data["w"]), hepml.tensor(data["kpm"])
-    txg = tx.clone().requires_grad_(True)
     hxg = hepml.tensor(data["x"], requires_grad=True)
 
     def h_eval():
@@ -67,18 +72,9 @@ def mha_cases(data):
         with hepml.no_grad():
             hm(hx, hx, hx, key_padding_mask=hk, need_weights=False)
 
-    def t_eval():
-        tm.eval()
-        with torch.no_grad():
-            tm(tx, tx, tx, key_padding_mask=tk, need_weights=False)
-
     def h_fwd():
         hm.train()
         hm(hxg, hxg, hxg, key_padding_mask=hk, need_weights=False)
-
-    def t_fwd():
-        tm.train()
-        tm(txg, txg, txg, key_padding_mask=tk, need_weights=False)
 
     def h_fb():
         hm.train()
@@ -87,6 +83,23 @@ def mha_cases(data):
         out, _ = hm(hxg, hxg, hxg, key_padding_mask=hk, need_weights=False)
         (out * hw).sum().backward()
 
+    return {MHA_EVAL: h_eval, MHA_FWD: h_fwd, MHA_FB: h_fb}
+
+
+def _torch_mha(data, tm):
+    import torch
+    tx, tw, tk = torch.tensor(data["x"]), torch.tensor(data["w"]), torch.tensor(data["kpm"])
+    txg = tx.clone().requires_grad_(True)
+
+    def t_eval():
+        tm.eval()
+        with torch.no_grad():
+            tm(tx, tx, tx, key_padding_mask=tk, need_weights=False)
+
+    def t_fwd():
+        tm.train()
+        tm(txg, txg, txg, key_padding_mask=tk, need_weights=False)
+
     def t_fb():
         tm.train()
         tm.zero_grad()
@@ -94,53 +107,109 @@ def mha_cases(data):
         out, _ = tm(txg, txg, txg, key_padding_mask=tk, need_weights=False)
         (out * tw).sum().backward()
 
-    return {"MHA fwd (eval, no_grad) B=1024 T=16 E=64 H=4": (h_eval, t_eval),
-            "MHA fwd (train, graph) B=1024 T=16 E=64 H=4": (h_fwd, t_fwd),
-            "MHA fwd+bwd B=1024 T=16 E=64 H=4": (h_fb, t_fb)}
+    return {MHA_EVAL: t_eval, MHA_FWD: t_fwd, MHA_FB: t_fb}
 
 
-def encoder_cases(data, dropouts=(0.1, 0.0)):
-    import torch
-
+def _hepml_step(data, hl):
     import hepml
-    cases = {}
-    tk, hk = torch.tensor(data["kpm"]), hepml.tensor(data["kpm"])
-    tsrc, hsrc = torch.tensor(data["src"]), hepml.tensor(data["src"])
-    ttgt, htgt = torch.tensor(data["target"]), hepml.tensor(data["target"])
+    hk, hsrc, htgt = hepml.tensor(data["kpm"]), hepml.tensor(data["src"]), hepml.tensor(data["target"])
+    opt = hepml.optim.AdamW(hl.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad()
+        loss = hepml.mse_loss(hl(hsrc, src_key_padding_mask=hk), htgt)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def _torch_step(data, tl):
+    import torch
+    tk, tsrc, ttgt = torch.tensor(data["kpm"]), torch.tensor(data["src"]), torch.tensor(data["target"])
+    opt = torch.optim.AdamW(tl.parameters(), lr=1e-4)
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.mse_loss(tl(tsrc, src_key_padding_mask=tk), ttgt)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def build_cases(data, with_hepml=True, with_torch=True, dropouts=(0.1, 0.0)):
+    """{case: (hepml_fn or None, torch_fn or None)}. With both libraries the
+    hepml models get torch's initial weights (through load_torch_state_dict)."""
+    hm = tm = None
+    if with_torch:
+        import torch
+        tm = torch.nn.MultiheadAttention(E, H, batch_first=True)
+    if with_hepml:
+        import hepml
+        hm = hepml.nn.MultiheadAttention(E, H, batch_first=True)
+    _copy_weights(tm, hm)
+    hc = _hepml_mha(data, hm) if with_hepml else {}
+    tc = _torch_mha(data, tm) if with_torch else {}
     for p in dropouts:
-        tl = torch.nn.TransformerEncoderLayer(D_MODEL, NHEAD, FF, dropout=p, batch_first=True)
-        hl = hepml.nn.TransformerEncoderLayer(D_MODEL, NHEAD, FF, dropout=p, batch_first=True)
+        tl = hl = None
+        if with_torch:
+            tl = torch.nn.TransformerEncoderLayer(D_MODEL, NHEAD, FF, dropout=p, batch_first=True)
+            tc[_enc_name(p)] = _torch_step(data, tl)
+        if with_hepml:
+            hl = hepml.nn.TransformerEncoderLayer(D_MODEL, NHEAD, FF, dropout=p, batch_first=True)
+            hc[_enc_name(p)] = _hepml_step(data, hl)
         _copy_weights(tl, hl)
-        topt = torch.optim.AdamW(tl.parameters(), lr=1e-4)
-        hopt = hepml.optim.AdamW(hl.parameters(), lr=1e-4)
-
-        def h_step(hl=hl, hopt=hopt):
-            hopt.zero_grad()
-            loss = hepml.mse_loss(hl(hsrc, src_key_padding_mask=hk), htgt)
-            loss.backward()
-            hopt.step()
-
-        def t_step(tl=tl, topt=topt):
-            topt.zero_grad()
-            loss = torch.nn.functional.mse_loss(tl(tsrc, src_key_padding_mask=tk), ttgt)
-            loss.backward()
-            topt.step()
-
-        cases[f"EncoderLayer(32, 4, ff 512, dropout {p}) train step"] = (h_step, t_step)
-    return cases
+    names = list(hc or tc)
+    return {n: (hc.get(n), tc.get(n)) for n in names}
 
 
 # --------------------------------------------------------- peak memory runs
 
 
+def _rss_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 def memory_run(library, case, threads, steps=5):
-    """Run one case `steps` times with one library (called in a fresh process)."""
-    setup_threads(threads)
+    """In a fresh process: import only `library`, then print (MiB) how far the
+    peak RSS rises above the RSS after the imports while the case is set up
+    (inputs, model) and called `steps` times. hepml's figure includes the
+    pages its buffer pool keeps. Linux only (/proc/self/clear_refs resets the
+    high-water mark after the imports)."""
+    import json
+
+    import hepml
+    hepml.set_num_threads(threads)
+    if library == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+    base = _rss_kib("VmRSS")
     data = _data()
-    cases = {**mha_cases(data), **encoder_cases(data)}
-    fn = cases[case][0 if library == "hepml" else 1]
+    if library == "torch":
+        fn = build_cases(data, with_hepml=False)[case][1]
+    else:
+        fn = build_cases(data, with_torch=False)[case][0]
     for _ in range(steps):
         fn()
+    print(json.dumps((_rss_kib("VmHWM") - base) / 1024))
+
+
+def _peak_growth_mb(library, case, threads):
+    import json
+    import os
+    import subprocess
+    code = f"from bench.bench_attention import memory_run; memory_run({library!r}, {case!r}, {threads!r})"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------------- main
@@ -150,7 +219,7 @@ def run(threads, reps=15, rounds=3, memory=True):
     import hepml
     n = setup_threads(threads)
     data = _data()
-    cases = {**mha_cases(data), **encoder_cases(data)}
+    cases = build_cases(data)
     rows = []
     for name, (hf, tf) in cases.items():
         # alternate libraries in rounds so a noisy phase of a shared machine hits both
@@ -163,13 +232,16 @@ def run(threads, reps=15, rounds=3, memory=True):
         h, hfl = min(hs)
         t, tfl = min(ts)
         rows.append((name, h, t, hfl, tfl))
+    import os
+    os.environ["BENCH_THREADS"] = str(n)  # bench.common.report prints the thread count from it
     report(rows, f"attention benchmarks, hepml {hepml.__version__} vs torch")
     if memory:
-        print(f"\npeak RSS growth over 5 calls in a fresh process ({n} threads), MiB:")
+        print(f"\npeak RSS above the post-import RSS for set-up + 5 calls, fresh process per library "
+              f"({n} threads), MiB (inputs ~13 MiB):")
         print(f"{'case':48s} {'hepml':>8s} {'torch':>8s}")
         for name in cases:
-            mh = peak_memory_mb("bench_attention", "memory_run", "hepml", name, n)
-            mt = peak_memory_mb("bench_attention", "memory_run", "torch", name, n)
+            mh = _peak_growth_mb("hepml", name, n)
+            mt = _peak_growth_mb("torch", name, n)
             print(f"{name:48s} {mh:8.1f} {mt:8.1f}")
             sys.stdout.flush()
     return rows

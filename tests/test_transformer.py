@@ -18,6 +18,9 @@ from helpers import assert_close
 
 torch = pytest.importorskip("torch")
 hnn = hepml.nn
+
+# torch warns about mixed mask dtypes and nested tensors; those are its business here
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 tnn = torch.nn
 
 FWD_TOL = 1e-5
@@ -581,3 +584,48 @@ def test_load_state_dict_shape_mismatch_is_clear(tmp_path):
     h = hnn.TransformerEncoderLayer(16, 4, 32)
     with pytest.raises(RuntimeError, match="size mismatch for linear1.weight"):
         h.load_state_dict(hepml.load_torch_state_dict(path))
+
+
+# -------------------------------------------------------------- hepml.viz
+
+
+def test_plot_attention_draws_labelled_masked_maps():
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import hepml.viz
+    model = hnn.Transformer(16, 4, 1, 1, 32, dropout=0.0, batch_first=True).eval()
+    kpm = np.zeros((2, 16), bool)
+    kpm[0, 4:13] = True  # event 0 has 4 jets
+    with hnn.record_attention(model) as maps:
+        model(hepml.randn(2, 16, 16), hepml.randn(2, 2, 16), src_key_padding_mask=kpm, memory_key_padding_mask=kpm)
+    ax = hepml.viz.plot_attention(maps, event=0, layer=0, head=1)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == list(hepml.viz.DEFAULT_TOKENS)
+    img = ax.images[0].get_array()
+    assert img.mask[:, 5].all() and img.mask[5, :].all() and not img.mask[0, 0]  # jet6 padded: row and column
+    assert [t.get_color() for t in ax.get_xticklabels()][5] == "grey"
+    ax2 = hepml.viz.plot_attention(maps, layer="multihead", head="mean", query_tokens=["W1", "W2"])
+    assert [t.get_text() for t in ax2.get_yticklabels()] == ["W1", "W2"]
+    fig = hepml.viz.plot_attention(maps, event=1, layer="decoder.layers.0.self_attn", head="all")
+    assert len([a for a in fig.axes if a.images]) == 4
+    # a plain array works too
+    hepml.viz.plot_attention(maps.layer(0)[0, 0])
+    with pytest.raises(IndexError, match="3 heads|4 heads"):
+        hepml.viz.plot_attention(maps, head=7)
+    with pytest.raises(KeyError, match="matches 2"):
+        hepml.viz.plot_attention(maps, layer="self_attn")
+    with pytest.raises(IndexError, match="event=5"):
+        hepml.viz.plot_attention(maps, event=5)
+    plt.close("all")
+
+
+def test_attention_explorer_without_ipywidgets_says_so():
+    import importlib.util
+
+    import hepml.viz
+    if importlib.util.find_spec("ipywidgets") is not None:
+        pytest.skip("ipywidgets is installed")
+    with pytest.raises(ImportError, match="needs the optional package ipywidgets"):
+        hepml.viz.attention_explorer({"a": np.zeros((1, 1, 2, 2))})

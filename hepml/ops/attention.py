@@ -26,7 +26,6 @@ Differences from torch on purpose:
 import math
 
 from .. import _C
-from ._register import tensor_methods  # noqa: F401  (family convention)
 
 __all__ = ["scaled_dot_product_attention", "multi_head_attention_forward"]
 

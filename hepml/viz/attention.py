@@ -85,8 +85,7 @@ def _draw(ax, img, rows, cols, qpad, kpad, title, cmap, vmax, annotate):
     from matplotlib.patches import Rectangle
 
     masked = np.ma.array(img, mask=qpad[:, None] | kpad[None, :])
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("lightgrey")
+    cm = plt.get_cmap(cmap).with_extremes(bad="lightgrey")
     im = ax.imshow(masked, cmap=cm, vmin=0.0, vmax=vmax if vmax is not None else max(float(img.max()), 1e-6),
                    aspect="auto", interpolation="nearest")
     for i in range(img.shape[0]):
