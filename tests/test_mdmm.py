@@ -52,15 +52,16 @@ def test_matches_mdmm_package(kind):
 
 
 def test_reaches_analytic_constrained_optimum():
-    # minimise |x - a|^2 subject to sum(x) = 2: x* = a - (sum(a) - 2) / 4, lambda* = -2 (sum(a) - 2) / 4 ... sign per g = c - f
+    # minimise |x - a|^2 subject to sum(x) = 2: the projection x* = a - (sum(a) - 2) / 4
     x, lam, hist = _trajectory("hepml", "eq", steps=3000, lr=1e-2, weight_decay=0.0)
     expected = A - (A.sum() - 2.0) / 4
     assert_close(x, expected, atol=2e-3, rtol=0)
     assert hist[-1] == pytest.approx(2.0, abs=1e-3)
 
 
-def test_inactive_max_constraint_leaves_unconstrained_optimum():
-    x, lam, _ = _trajectory("hepml", "min", steps=2000, lr=1e-2, weight_decay=0.0)  # sum(a)=5.5 < 10: active
+def test_active_min_constraint_is_met():
+    # sum(a) = 5.5 violates sum(x) >= 10, so the constraint is active and the optimum sits on it
+    x, lam, _ = _trajectory("hepml", "min", steps=2000, lr=1e-2, weight_decay=0.0)
     assert x.sum() == pytest.approx(10.0, abs=2e-2)
 
 

@@ -2,6 +2,7 @@
 #include <string.h>
 
 void hm_broadcast_strides(int64_t *strides, int ndim_out, const int64_t *out_shape, int ndim_in, const int64_t *in_shape) {
+    (void)out_shape; /* kept in the signature for symmetry with the callers' plans */
     int64_t s = 1;
     for (int d = ndim_out - 1; d >= 0; d--) {
         int din = d - (ndim_out - ndim_in);
@@ -11,14 +12,13 @@ void hm_broadcast_strides(int64_t *strides, int ndim_out, const int64_t *out_sha
             strides[d] = s;
         }
         if (din >= 0) s *= in_shape[din];
-        (void)out_shape;
     }
 }
 
 void hm_sum_to_shape(float *out, const float *g, int ndim_g, const int64_t *g_shape, int ndim, const int64_t *shape) {
-    /* Walk g once in row-major order and scatter-add into out through
-     * broadcast strides; accumulate in a double buffer-free way: each output
-     * element receives its terms in increasing index order, serially. */
+    /* General path (below): walk g once in row-major order and scatter-add
+     * into out through broadcast strides, serially, so each output element
+     * receives its terms in increasing index order. */
     int64_t n_out = 1, n_g = 1;
     for (int d = 0; d < ndim; d++) n_out *= shape[d];
     for (int d = 0; d < ndim_g; d++) n_g *= g_shape[d];

@@ -14,8 +14,10 @@
 void hm_broadcast_strides(int64_t *strides, int ndim_out, const int64_t *out_shape, int ndim_in, const int64_t *in_shape);
 
 /* out (shape `shape`) = sum of g (shape g_shape, ndim_g >= ndim) over the
- * dimensions that `shape` broadcasts; out is overwritten. Sums in double per
- * output element so the result does not depend on the thread count. */
+ * dimensions that `shape` broadcasts; out is overwritten. When the reduced
+ * dimensions are all leading (bias gradients), each output element is summed in
+ * double, in parallel over outputs; otherwise serially in float. Either way the
+ * order of the terms is fixed, so the result does not depend on the thread count. */
 void hm_sum_to_shape(float *out, const float *g, int ndim_g, const int64_t *g_shape, int ndim, const int64_t *shape);
 
 /* a[i] += b[i] */

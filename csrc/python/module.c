@@ -140,14 +140,18 @@ static struct PyModuleDef module_def = {
 };
 
 static int add_table(PyObject *m, PyMethodDef *table) {
+    PyObject *modname = PyModule_GetNameObject(m);
+    if (!modname) return -1;
     for (PyMethodDef *d = table; d->ml_name; d++) {
         if (PyObject_HasAttrString(m, d->ml_name)) {
             PyErr_Format(PyExc_ImportError, "hepml._C: op '%s' is defined twice", d->ml_name);
+            Py_DECREF(modname);
             return -1;
         }
-        PyObject *f = PyCFunction_NewEx(d, NULL, PyModule_GetNameObject(m));
-        if (!f || PyModule_AddObject(m, d->ml_name, f) < 0) { Py_XDECREF(f); return -1; }
+        PyObject *f = PyCFunction_NewEx(d, NULL, modname);
+        if (!f || PyModule_AddObject(m, d->ml_name, f) < 0) { Py_XDECREF(f); Py_DECREF(modname); return -1; }
     }
+    Py_DECREF(modname);
     return 0;
 }
 
