@@ -1,2 +1,3 @@
-"""Course tooling: profiles, data locations, running the notebooks, grading."""
+"""Course tooling: profiles, data locations, headline figures, running the notebooks, grading."""
 from .config import data_dir, pick, profile
+from .results import record
