@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from hepml.course.nbrun import execute_notebook
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,9 +25,7 @@ def run_notebook(name, timeout=600, extra_env=None, data_dir=None):
         os.environ["HEPML_DATA_DIR"] = str(data_dir)
     os.environ.update(extra_env or {})
     try:
-        client = nbclient.NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                                         resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
+        execute_notebook(nb, path.parent, timeout=timeout)
     except nbclient.exceptions.CellExecutionError as e:
         pytest.fail(f"{name}: a cell failed:\n{e}")
     finally:
