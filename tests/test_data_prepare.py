@@ -267,6 +267,28 @@ def test_no_augmentation(gen_dir, tmp_path):
     assert load(tmp_path / "p", "jet_data_training").shape == (N_EVENTS // 2, 13, 5)
 
 
+def test_scaling_from_reuses_the_given_statistics(gen_dir, prepared, tmp_path):
+    """A held-out sample standardised with another preparation's statistics: its scaling
+    files are that preparation's, and unscaling recovers its own originals."""
+    prepared, _ = prepared
+    out = tmp_path / "heldout"
+    r = hd.prepare(gen_dir, out, augment=0, split=0.5, progress=False, verbose=False, scaling_from=prepared)
+    assert r["scaling_from"] == str(prepared)
+    for name in ("W_data", "jet_data", "nu_data", "EcmPz_data"):
+        np.testing.assert_array_equal(np.load(out / f"{name}_scaling.npy"), np.load(prepared / f"{name}_scaling.npy"))
+    w = load(out, "W_data_validation")
+    w_orig = load(out, "W_data_original_validation")
+    sc = np.load(prepared / "W_data_scaling.npy")
+    back = hd.unscale("W_data", w, sc)
+    np.testing.assert_allclose(back[..., [0, 1, 3]], w_orig[..., [0, 1, 3]], rtol=2e-4, atol=2e-3)
+
+
+def test_scaling_from_must_be_a_prepared_dir(gen_dir, tmp_path):
+    with pytest.raises(ValueError, match="'scaling_from' = .* has no jet_data_scaling.npy"):
+        hd.prepare(gen_dir, tmp_path / "x", augment=0, split=0.5, progress=False, verbose=False,
+                   scaling_from=tmp_path)
+
+
 # ------------------------------------------------------------------ bad input
 
 def small_columns(n=400, seed=3, **config):

@@ -367,7 +367,7 @@ def _check_args(augment, seed, split):
 
 
 def prepare(input_dir, out_dir, augment=10, seed=42, split=0.7, progress=True, verbose=True, max_events=None,
-            rename=None):
+            rename=None, scaling_from=None):
     """Prepare the course's training and validation arrays (see the module docstring).
 
     input_dir: a directory written by hepml.data.generate, the course's parquet file(s)
@@ -375,6 +375,9 @@ def prepare(input_dir, out_dir, augment=10, seed=42, split=0.7, progress=True, v
     prepare.json go (written atomically). augment: rotated copies per event (the
     original is kept: augment + 1 copies). seed: the rotation angles' seed. split:
     training fraction. max_events: use only the first events of the input.
+    scaling_from: a directory prepared earlier whose ``<name>_scaling.npy`` statistics are
+    used instead of this training split's: a held-out sample (the grader's, say) then
+    reaches a trained model standardised exactly as the model's training data was.
 
     Events with NaN/inf values, or with values outside a scaling's domain (e.g. MET <=
     14 GeV has no log(1 + MET - 15)), are dropped, counted and reported (a
@@ -383,6 +386,7 @@ def prepare(input_dir, out_dir, augment=10, seed=42, split=0.7, progress=True, v
     """
     t0 = time.perf_counter()
     _check_args(augment, seed, split)
+    given_scalings = _read_scalings(scaling_from) if scaling_from is not None else None
     augment, seed, split = int(augment), int(seed), float(split)
     copies = augment + 1
     cols, source = read_input(input_dir, rename)
@@ -464,9 +468,12 @@ def prepare(input_dir, out_dir, augment=10, seed=42, split=0.7, progress=True, v
                     _scale_checked(arr, phi_col, phi_scaling, gname)
                 rowmask = masks["jet_mask"] if key == "jets" else None
                 if split_name == "training":
-                    mean, std, count = _C.phys_masked_mean_std(arr, nfeat, rowmask)
-                    sc = np.empty((nfeat, 2), np.float64)
-                    sc[:, 0], sc[:, 1] = mean, std
+                    if given_scalings is not None:
+                        sc = given_scalings[gname]
+                    else:
+                        mean, std, count = _C.phys_masked_mean_std(arr, nfeat, rowmask)
+                        sc = np.empty((nfeat, 2), np.float64)
+                        sc[:, 0], sc[:, 1] = mean, std
                     scalings[gname] = sc
                     np.save(tmp / f"{gname}_scaling.npy", sc)
                 sc = scalings[gname]
@@ -497,6 +504,7 @@ def prepare(input_dir, out_dir, augment=10, seed=42, split=0.7, progress=True, v
             "mask_convention": "True = real object (pt > 0); PyTorch key_padding_mask is the negation",
             "scalings": {g: [list(s) if s else None for s in COURSE_SCALINGS[g]] for g, *_ in _GROUPS},
             "scaling_values": {g: v.tolist() for g, v in scalings.items()},
+            "scaling_from": str(scaling_from) if scaling_from is not None else None,
             "shapes": shapes,
             "seconds": round(time.perf_counter() - t0, 3),
         }
@@ -507,6 +515,23 @@ def prepare(input_dir, out_dir, augment=10, seed=42, split=0.7, progress=True, v
     if verbose:
         print(summary(report))
     return report
+
+
+def _read_scalings(directory):
+    """Every group's [features, 2] (mean, std) from a prepared directory, checked."""
+    directory = Path(directory)
+    out = {}
+    for gname, _key, _phi, nfeat in _GROUPS:
+        path = directory / f"{gname}_scaling.npy"
+        if not path.is_file():
+            raise ValueError(f"prepare(): argument 'scaling_from' = {str(directory)!r} has no {path.name}; "
+                             "it must be a directory written by prepare()")
+        sc = np.load(path)
+        if sc.shape != (nfeat, 2) or not np.isfinite(sc).all():
+            raise ValueError(f"prepare(): {path} must hold finite [{nfeat}, 2] (mean, std) values, "
+                             f"got shape {sc.shape}")
+        out[gname] = np.ascontiguousarray(sc, dtype=np.float64)
+    return out
 
 
 def _head(cols, k):
