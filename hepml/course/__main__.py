@@ -123,7 +123,16 @@ def main(argv=None):
     run.add_argument("--notebooks", default=None, help="directory of the notebooks (default: the checkout's)")
     run.add_argument("--only", nargs="+", type=int, default=None, metavar="N",
                      help="run only the notebooks with these numbers")
+    grade = sub.add_parser("grade", help="grade a final-exercise submission")
+    grade.add_argument("submission", help="the submission directory (with submission.toml)")
+    grade.add_argument("--rubric", default=None, help="rubric TOML (default course/grading/rubric.toml)")
+    grade.add_argument("--out", default=None, help="where grade.json/grade.md go (default: the submission)")
     args = parser.parse_args(argv)
+    if args.command == "grade":
+        from .grading import grade_markdown, grade as grade_submission
+        sheet = grade_submission(args.submission, args.rubric, args.out, progress=True)
+        print(grade_markdown(sheet))
+        return 0
     if args.command == "run":
         out = Path(args.out) if args.out else (repo_root() or Path.cwd()) / "build" / "course"
         print(f"hepml course, profile '{args.profile}', executed notebooks -> {out}")
