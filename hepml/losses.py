@@ -12,7 +12,7 @@ import math
 from . import _C
 from .ops.losses import mse_loss, l1_loss, huber_loss, smooth_l1_loss  # noqa: F401 (re-export)
 
-# The course's phi scaling uses this float16-friendly value of pi
+# The course's phi scaling uses this rounded value of pi
 # (3.1416015625 = pi rounded to a multiple of 2**-10), not math.pi.
 COURSE_PI = 3.1416015625
 
