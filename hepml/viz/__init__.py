@@ -6,5 +6,6 @@
   (needs ipywidgets).
 """
 from .attention import DEFAULT_TOKENS, attention_explorer, plot_attention  # noqa: F401
+from .validation import regression_summary, validation_plots  # noqa: F401
 
-__all__ = ["plot_attention", "attention_explorer", "DEFAULT_TOKENS"]
+__all__ = ["plot_attention", "attention_explorer", "DEFAULT_TOKENS", "validation_plots", "regression_summary"]
