@@ -621,11 +621,44 @@ def test_plot_attention_draws_labelled_masked_maps():
     plt.close("all")
 
 
-def test_attention_explorer_without_ipywidgets_says_so():
-    import importlib.util
+def test_attention_explorer_without_ipywidgets_says_so(monkeypatch):
+    import sys
 
     import hepml.viz
-    if importlib.util.find_spec("ipywidgets") is not None:
-        pytest.skip("ipywidgets is installed")
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # as if not installed
     with pytest.raises(ImportError, match="needs the optional package ipywidgets"):
         hepml.viz.attention_explorer({"a": np.zeros((1, 1, 2, 2))})
+
+
+def test_attention_explorer_widgets_redraw_the_chosen_map(monkeypatch):
+    pytest.importorskip("ipywidgets")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    import hepml.viz
+    import hepml.viz.attention as va
+    hepml.manual_seed(0)
+    model = hnn.Transformer(d_model=16, nhead=4, num_encoder_layers=2, num_decoder_layers=1, dim_feedforward=32,
+                            dropout=0.0, batch_first=True)
+    with hnn.record_attention(model) as maps:
+        model(hepml.randn(3, 16, 16), hepml.randn(3, 2, 16))
+    calls = []
+    real = va.plot_attention
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(va, "plot_attention", spy)
+    ui = hepml.viz.attention_explorer(maps)
+    event, layer, head = ui.children[:3]
+    assert (event.max, len(layer.options), len(head.options)) == (2, len(maps), 2 + 4)
+    assert calls and calls[-1]["event"] == 0 and calls[-1]["head"] == 0
+    event.value = 2
+    layer.value = layer.options[-1]
+    head.value = "mean"
+    assert calls[-1]["event"] == 2 and calls[-1]["layer"] == layer.options[-1] and calls[-1]["head"] == "mean"
+    with pytest.raises(IndexError, match="event=5"):
+        real(maps, event=5)
+    plt.close("all")

@@ -131,6 +131,7 @@ typedef struct {
     const float *fmask;
     int mask_per_head, causal;
     int64_t B, H, L, S, D, E;
+    int64_t sq, sk, sv;   /* row strides of q, k, v (and of dq, dk, dv); out and dout: E */
     int64_t Sp;           /* AVX2 path: S rounded up to a multiple of 8 */
     float scale;
     int dropout;          /* 0 < p */
@@ -203,9 +204,9 @@ static void attn_kdead_setup(const attn_problem *P, attn_ws *ws, int64_t b, int6
 
 /* Portable per-task setup: transposed keys (and values), dead-key bits. */
 static void attn_task_setup(const attn_problem *P, attn_ws *ws, int64_t b, int64_t h, int with_v, int64_t w) {
-    const int64_t S = P->S, D = P->D, E = P->E;
-    attn_transpose(ws->kt, P->k + b * S * E + h * D, S, w, D, E);
-    if (with_v) attn_transpose(ws->vt, P->v + b * S * E + h * D, S, w, D, E);
+    const int64_t S = P->S, D = P->D, sk = P->sk, sv = P->sv;
+    attn_transpose(ws->kt, P->k + b * S * sk + h * D, S, w, D, sk);
+    if (with_v) attn_transpose(ws->vt, P->v + b * S * sv + h * D, S, w, D, sv);
     attn_kdead_setup(P, ws, b, w);
 }
 
@@ -220,8 +221,8 @@ static uint64_t attn_group_first_counter(const attn_problem *P, int64_t bh, int6
  * masked. Returns the row maximum (-inf when the whole row is masked). The
  * backward pass calls the same function so its scores match the forward's. */
 static float attn_score_row(const attn_problem *P, attn_ws *ws, int64_t bh, int64_t b, int64_t h, int64_t i) {
-    const int64_t S = P->S, D = P->D, E = P->E, L = P->L;
-    const float *qi = P->q + (b * L + i) * E + h * D;
+    const int64_t S = P->S, D = P->D, L = P->L;
+    const float *qi = P->q + (b * L + i) * P->sq + h * D;
     float *restrict s = ws->s;
     const float *restrict kt = ws->kt;
     const uint32_t *restrict kdead = ws->kdead;
@@ -292,10 +293,10 @@ static void attn_dropout_row(const attn_problem *P, attn_ws *ws, int64_t bh, int
 
 static void attn_forward_task(const attn_problem *P, attn_ws *ws, float *out, float *probs, float *lse,
                               int64_t bh) {
-    const int64_t H = P->H, L = P->L, S = P->S, D = P->D, E = P->E;
+    const int64_t H = P->H, L = P->L, S = P->S, D = P->D, E = P->E, sv = P->sv;
     const int64_t b = bh / H, h = bh % H;
     attn_task_setup(P, ws, b, h, 0, S);
-    const float *vb = P->v + b * S * E + h * D;
+    const float *vb = P->v + b * S * sv + h * D;
     float *restrict s = ws->s;
     for (int64_t i = 0; i < L; i++) {
         float *restrict o = out + (b * L + i) * E + h * D;
@@ -331,7 +332,7 @@ static void attn_forward_task(const attn_problem *P, attn_ws *ws, float *out, fl
         for (int64_t j = 0; j < jend; j++) {
             const float pj = s[j];
             if (pj == 0.0f) continue; /* masked or dropped: skip the whole v row */
-            const float *restrict vr = vb + j * E;
+            const float *restrict vr = vb + j * sv;
             #pragma omp simd
             for (int64_t d = 0; d < D; d++) o[d] += pj * vr[d];
         }
@@ -346,21 +347,21 @@ static void attn_forward_task(const attn_problem *P, attn_ws *ws, float *out, fl
  * accumulated in place without any cross-thread interaction. */
 static void attn_backward_task(const attn_problem *P, attn_ws *ws, float *dq, float *dk, float *dv,
                                const float *dout, const float *lse, int64_t bh) {
-    const int64_t H = P->H, L = P->L, S = P->S, D = P->D, E = P->E;
+    const int64_t H = P->H, L = P->L, S = P->S, D = P->D, E = P->E, sq = P->sq, sk = P->sk, sv = P->sv;
     const int64_t b = bh / H, h = bh % H;
     attn_task_setup(P, ws, b, h, 1, S);
-    const float *kb = P->k + b * S * E + h * D;
-    float *dkb = dk + b * S * E + h * D, *dvb = dv + b * S * E + h * D;
+    const float *kb = P->k + b * S * sk + h * D;
+    float *dkb = dk + b * S * sk + h * D, *dvb = dv + b * S * sv + h * D;
     for (int64_t j = 0; j < S; j++) {
-        memset(dkb + j * E, 0, (size_t)D * sizeof(float));
-        memset(dvb + j * E, 0, (size_t)D * sizeof(float));
+        memset(dkb + j * sk, 0, (size_t)D * sizeof(float));
+        memset(dvb + j * sv, 0, (size_t)D * sizeof(float));
     }
     float *restrict s = ws->s, *restrict p = ws->p, *restrict dp = ws->dp;
     const float *restrict vt = ws->vt;
     for (int64_t i = 0; i < L; i++) {
         const float *restrict go = dout + (b * L + i) * E + h * D;
-        const float *restrict qi = P->q + (b * L + i) * E + h * D;
-        float *restrict gq = dq + (b * L + i) * E + h * D;
+        const float *restrict qi = P->q + (b * L + i) * sq + h * D;
+        float *restrict gq = dq + (b * L + i) * sq + h * D;
         if (P->dropout) attn_dropout_row(P, ws, bh, i);
         const float li = lse[bh * L + i];
         if (li == -INFINITY) {
@@ -400,8 +401,8 @@ static void attn_backward_task(const attn_problem *P, attn_ws *ws, float *dq, fl
         for (int64_t j = 0; j < jend; j++) {
             const float ds = dp[j], pz = s[j];
             if (p[j] == 0.0f) continue; /* masked key (or underflow): contributes nothing */
-            const float *restrict kr = kb + j * E;
-            float *restrict gk = dkb + j * E, *restrict gv = dvb + j * E;
+            const float *restrict kr = kb + j * sk;
+            float *restrict gk = dkb + j * sk, *restrict gv = dvb + j * sv;
             #pragma omp simd
             for (int64_t d = 0; d < D; d++) {
                 gq[d] += ds * kr[d];
@@ -752,11 +753,12 @@ ATTN_AVX2 static void attn_transpose_avx2(float *restrict dst, const float *rest
 ATTN_AVX2 static void attn_forward_task_avx2(const attn_problem *P, attn_ws *ws, float *out, float *probs,
                                              float *lse, int64_t bh) {
     const int64_t H = P->H, L = P->L, S = P->S, Sp = P->Sp, D = P->D, E = P->E;
+    const int64_t sq = P->sq, sk = P->sk, sv = P->sv;
     const int64_t b = bh / H, h = bh % H;
-    attn_transpose_avx2(ws->kt, P->k + b * S * E + h * D, S, Sp, D, E);
+    attn_transpose_avx2(ws->kt, P->k + b * S * sk + h * D, S, Sp, D, sk);
     attn_kdead_setup(P, ws, b, Sp);
     float *sc = ws->s;
-    attn_gemm(sc, Sp, P->q + b * L * E + h * D, E, 1, ws->kt, Sp, L, Sp, D, P->scale);
+    attn_gemm(sc, Sp, P->q + b * L * sq + h * D, sq, 1, ws->kt, Sp, L, Sp, D, P->scale);
     const int64_t ntail = S - (Sp - 8); /* valid lanes of the last chunk */
     float *rmax = ws->z, *rsum = ws->z + L; /* lse = rmax + log(rsum), 8 rows at a time below */
     /* Row stage in three passes over the tile: masks and maxima, exponentials
@@ -799,7 +801,7 @@ ATTN_AVX2 static void attn_forward_task_avx2(const attn_problem *P, attn_ws *ws,
     for (; i + 8 <= L; i += 8)
         _mm256_storeu_ps(lr + i, _mm256_add_ps(_mm256_loadu_ps(rmax + i), attn_log8(_mm256_loadu_ps(rsum + i))));
     for (; i < L; i++) lr[i] = rmax[i] + logf(rsum[i]); /* -inf + 0 for masked rows */
-    attn_gemm(out + b * L * E + h * D, E, sc, Sp, 1, P->v + b * S * E + h * D, E, L, D, S, 1.0f);
+    attn_gemm(out + b * L * E + h * D, E, sc, Sp, 1, P->v + b * S * sv + h * D, sv, L, D, S, 1.0f);
 }
 
 /* Backward of one (b, h) as GEMMs over the tile (same formulas as the
@@ -809,14 +811,15 @@ ATTN_AVX2 static void attn_forward_task_avx2(const attn_problem *P, attn_ws *ws,
 ATTN_AVX2 static void attn_backward_task_avx2(const attn_problem *P, attn_ws *ws, float *dq, float *dk, float *dv,
                                               const float *dout, const float *lse, int64_t bh) {
     const int64_t H = P->H, L = P->L, S = P->S, Sp = P->Sp, D = P->D, E = P->E;
+    const int64_t sq = P->sq, sk = P->sk, sv = P->sv;
     const int64_t b = bh / H, h = bh % H;
-    attn_transpose_avx2(ws->kt, P->k + b * S * E + h * D, S, Sp, D, E);
-    attn_transpose_avx2(ws->vt, P->v + b * S * E + h * D, S, Sp, D, E);
+    attn_transpose_avx2(ws->kt, P->k + b * S * sk + h * D, S, Sp, D, sk);
+    attn_transpose_avx2(ws->vt, P->v + b * S * sv + h * D, S, Sp, D, sv);
     attn_kdead_setup(P, ws, b, Sp);
-    const float *qb = P->q + b * L * E + h * D, *kb = P->k + b * S * E + h * D;
+    const float *qb = P->q + b * L * sq + h * D, *kb = P->k + b * S * sk + h * D;
     const float *gob = dout + b * L * E + h * D;
     float *sc = ws->s, *pz = ws->p, *dp = ws->dp;
-    attn_gemm(sc, Sp, qb, E, 1, ws->kt, Sp, L, Sp, D, P->scale);
+    attn_gemm(sc, Sp, qb, sq, 1, ws->kt, Sp, L, Sp, D, P->scale);
     attn_gemm(dp, Sp, gob, E, 1, ws->vt, Sp, L, Sp, D, 1.0f);
     const __m256 vscale = _mm256_set1_ps(P->scale);
     for (int64_t i = 0; i < L; i++) {
@@ -850,9 +853,9 @@ ATTN_AVX2 static void attn_backward_task_avx2(const attn_problem *P, attn_ws *ws
         }
     }
     const float *pw = P->dropout ? pz : sc;
-    attn_gemm(dq + b * L * E + h * D, E, dp, Sp, 1, kb, E, L, D, S, 1.0f);
-    attn_gemm(dk + b * S * E + h * D, E, dp, 1, Sp, qb, E, S, D, L, 1.0f);
-    attn_gemm(dv + b * S * E + h * D, E, pw, 1, Sp, gob, E, S, D, L, 1.0f);
+    attn_gemm(dq + b * L * sq + h * D, sq, dp, Sp, 1, kb, sk, L, D, S, 1.0f);
+    attn_gemm(dk + b * S * sk + h * D, sk, dp, 1, Sp, qb, sq, S, D, L, 1.0f);
+    attn_gemm(dv + b * S * sv + h * D, sv, pw, 1, Sp, gob, E, S, D, L, 1.0f);
 }
 
 static int attn_cpu_has_avx2(void) {
@@ -866,14 +869,15 @@ static int attn_cpu_has_avx2(void) {
 
 /* ======================= drivers ======================= */
 
-static void attn_problem_init(attn_problem *P, const float *q, const float *k, const float *v,
-                              const uint8_t *kpm, const uint8_t *bmask, const float *fmask,
+static void attn_problem_init(attn_problem *P, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                              const float *v, int64_t ldv, const uint8_t *kpm, const uint8_t *bmask, const float *fmask,
                               int mask_per_head, int causal, int64_t B, int64_t H, int64_t L, int64_t S,
                               int64_t D, float scale, float dropout_p, uint64_t seed, uint64_t offset) {
     P->q = q; P->k = k; P->v = v;
     P->kpm = kpm; P->bmask = bmask; P->fmask = fmask;
     P->mask_per_head = mask_per_head; P->causal = causal;
     P->B = B; P->H = H; P->L = L; P->S = S; P->D = D; P->E = H * D;
+    P->sq = ldq; P->sk = ldk; P->sv = ldv;
     P->Sp = (S + 7) / 8 * 8;
     P->scale = scale;
     P->seed = seed; P->offset = offset;
@@ -951,16 +955,41 @@ static int attn_run(const attn_problem *P, int backward, float *o0, float *o1, f
     return 0;
 }
 
+int hm_attention_forward_strided(float *out, float *probs, float *lse,
+                                 const float *q, int64_t ldq, const float *k, int64_t ldk,
+                                 const float *v, int64_t ldv,
+                                 const uint8_t *key_padding_mask, const uint8_t *bool_mask,
+                                 const float *float_mask, int mask_per_head, int causal,
+                                 int64_t B, int64_t H, int64_t L, int64_t S, int64_t D,
+                                 float scale, float dropout_p, uint64_t seed, uint64_t offset) {
+    attn_problem P;
+    attn_problem_init(&P, q, ldq, k, ldk, v, ldv, key_padding_mask, bool_mask, float_mask, mask_per_head, causal,
+                      B, H, L, S, D, scale, dropout_p, seed, offset);
+    return attn_run(&P, 0, out, probs, lse, NULL, NULL);
+}
+
+int hm_attention_backward_strided(float *dq, float *dk, float *dv,
+                                  const float *dout, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                                  const float *v, int64_t ldv, const float *lse,
+                                  const uint8_t *key_padding_mask, const uint8_t *bool_mask,
+                                  const float *float_mask, int mask_per_head, int causal,
+                                  int64_t B, int64_t H, int64_t L, int64_t S, int64_t D,
+                                  float scale, float dropout_p, uint64_t seed, uint64_t offset) {
+    attn_problem P;
+    attn_problem_init(&P, q, ldq, k, ldk, v, ldv, key_padding_mask, bool_mask, float_mask, mask_per_head, causal,
+                      B, H, L, S, D, scale, dropout_p, seed, offset);
+    return attn_run(&P, 1, dq, dk, dv, dout, lse);
+}
+
 int hm_attention_forward(float *out, float *probs, float *lse,
                          const float *q, const float *k, const float *v,
                          const uint8_t *key_padding_mask, const uint8_t *bool_mask,
                          const float *float_mask, int mask_per_head, int causal,
                          int64_t B, int64_t H, int64_t L, int64_t S, int64_t D,
                          float scale, float dropout_p, uint64_t seed, uint64_t offset) {
-    attn_problem P;
-    attn_problem_init(&P, q, k, v, key_padding_mask, bool_mask, float_mask, mask_per_head, causal,
-                      B, H, L, S, D, scale, dropout_p, seed, offset);
-    return attn_run(&P, 0, out, probs, lse, NULL, NULL);
+    const int64_t E = H * D;
+    return hm_attention_forward_strided(out, probs, lse, q, E, k, E, v, E, key_padding_mask, bool_mask, float_mask,
+                                        mask_per_head, causal, B, H, L, S, D, scale, dropout_p, seed, offset);
 }
 
 int hm_attention_backward(float *dq, float *dk, float *dv,
@@ -970,8 +999,8 @@ int hm_attention_backward(float *dq, float *dk, float *dv,
                           const float *float_mask, int mask_per_head, int causal,
                           int64_t B, int64_t H, int64_t L, int64_t S, int64_t D,
                           float scale, float dropout_p, uint64_t seed, uint64_t offset) {
-    attn_problem P;
-    attn_problem_init(&P, q, k, v, key_padding_mask, bool_mask, float_mask, mask_per_head, causal,
-                      B, H, L, S, D, scale, dropout_p, seed, offset);
-    return attn_run(&P, 1, dq, dk, dv, dout, lse);
+    const int64_t E = H * D;
+    return hm_attention_backward_strided(dq, dk, dv, dout, q, E, k, E, v, E, lse, key_padding_mask, bool_mask,
+                                         float_mask, mask_per_head, causal, B, H, L, S, D, scale, dropout_p, seed,
+                                         offset);
 }

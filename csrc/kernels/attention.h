@@ -107,6 +107,30 @@ int hm_attention_backward(float *dq, float *dk, float *dv,
                           int64_t B, int64_t H, int64_t L, int64_t S, int64_t D,
                           float scale, float dropout_p, uint64_t seed, uint64_t offset);
 
+/* The same two functions on row-strided q, k and v: row r of q starts at
+ * q + r * ldq (likewise k, v; ld >= H * D), and in the backward dq, dk and dv
+ * are written with the same strides as q, k and v, only in the D columns of
+ * each head (the other columns of those rows are left untouched). This is how
+ * packed projections are read and written in place: for self-attention q, k
+ * and v are the column blocks 0, E and 2E of one [B, L, 3E] array (ld = 3E),
+ * and dq, dk, dv the same blocks of one [B, L, 3E] gradient, which the
+ * in-projection's backward then reads as a single GEMM operand. out and dout
+ * stay contiguous [B, L, E]. */
+int hm_attention_forward_strided(float *out, float *probs, float *lse,
+                                 const float *q, int64_t ldq, const float *k, int64_t ldk,
+                                 const float *v, int64_t ldv,
+                                 const uint8_t *key_padding_mask, const uint8_t *bool_mask,
+                                 const float *float_mask, int mask_per_head, int causal,
+                                 int64_t B, int64_t H, int64_t L, int64_t S, int64_t D,
+                                 float scale, float dropout_p, uint64_t seed, uint64_t offset);
+int hm_attention_backward_strided(float *dq, float *dk, float *dv,
+                                  const float *dout, const float *q, int64_t ldq, const float *k, int64_t ldk,
+                                  const float *v, int64_t ldv, const float *lse,
+                                  const uint8_t *key_padding_mask, const uint8_t *bool_mask,
+                                  const float *float_mask, int mask_per_head, int causal,
+                                  int64_t B, int64_t H, int64_t L, int64_t S, int64_t D,
+                                  float scale, float dropout_p, uint64_t seed, uint64_t offset);
+
 /* Dropout counters one call consumes (whether or not dropout is active, so a
  * caller may advance unconditionally). */
 static inline uint64_t hm_attention_dropout_counters(int64_t B, int64_t H, int64_t L, int64_t S) {

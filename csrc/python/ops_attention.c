@@ -27,6 +27,19 @@
  * `op` and `names` only change the error messages, so that a layer can report
  * its own argument names (e.g. 'memory_key_padding_mask'): names is a tuple of
  * five strings for (query, key, value, key_padding_mask, attn_mask).
+ *
+ *   _C.attention_packed(qkv, kv, num_heads, <the same keyword arguments>)
+ *     -> (out, weights)
+ *
+ * The same attention on packed projections, read in place through row
+ * strides (hm_attention_forward_strided): with kv None, qkv is [B, L, 3E]
+ * holding q, k and v in column blocks 0, E and 2E (self-attention: the output
+ * of ONE in-projection GEMM with the whole [3E, E] in_proj_weight); otherwise
+ * qkv is the query [B, L, E] and kv is [B, S, 2E] holding k and v
+ * (cross-attention: one GEMM with the k and v rows of the weight). The
+ * gradient of a packed input comes back packed the same way, so the
+ * in-projection's backward is again one GEMM per weight. Values and
+ * gradients are those of attention() on the unpacked blocks, bit for bit.
  */
 #include "hm.h"
 #include "attention.h"
@@ -39,44 +52,68 @@
 /* node->i layout */
 enum {
     AI_B, AI_H, AI_L, AI_S, AI_D, AI_PER_HEAD, AI_CAUSAL, AI_SEED, AI_OFFSET,
-    AI_KPM_SLOT, AI_BMASK_SLOT, AI_FMASK_SLOT
+    AI_KPM_SLOT, AI_BMASK_SLOT, AI_FMASK_SLOT, AI_LAYOUT
 };
+/* How q, k and v are laid out (node->i[AI_LAYOUT]); the node's inputs and the
+ * first saved arrays follow it, lse comes right after them. */
+enum {
+    LAYOUT_SEPARATE, /* inputs (q, k, v), each [B, T, E] */
+    LAYOUT_QKV,      /* input (qkv): [B, L, 3E] */
+    LAYOUT_Q_KV      /* inputs (q, kv): [B, L, E] and [B, S, 2E] */
+};
+static int layout_ninputs(int layout) { return layout == LAYOUT_SEPARATE ? 3 : layout == LAYOUT_QKV ? 1 : 2; }
 /* node->f layout */
 enum { AF_SCALE, AF_DROPOUT };
 
 static int attention_backward(HmNode *n, PyArrayObject *g, PyArrayObject **gin) {
-    PyArrayObject *q = hm_node_saved(n, 0), *k = q ? hm_node_saved(n, 1) : NULL;
-    PyArrayObject *v = k ? hm_node_saved(n, 2) : NULL, *lse = v ? hm_node_saved(n, 3) : NULL;
+    const int layout = (int)n->i[AI_LAYOUT], nin = layout_ninputs(layout);
+    PyArrayObject *x[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < nin; i++)
+        if (!(x[i] = hm_node_saved(n, i))) return -1;
+    PyArrayObject *lse = hm_node_saved(n, nin);
     if (!lse) return -1;
     PyArrayObject *kpm = NULL, *bm = NULL, *fm = NULL;
     if (n->i[AI_KPM_SLOT] >= 0 && !(kpm = hm_node_saved(n, (int)n->i[AI_KPM_SLOT]))) return -1;
     if (n->i[AI_BMASK_SLOT] >= 0 && !(bm = hm_node_saved(n, (int)n->i[AI_BMASK_SLOT]))) return -1;
     if (n->i[AI_FMASK_SLOT] >= 0 && !(fm = hm_node_saved(n, (int)n->i[AI_FMASK_SLOT]))) return -1;
-    /* The kernel writes all three gradients in one pass over each (b, h)
-     * tile, so all three are allocated even when an input needs none. */
-    PyArrayObject *dq = hm_empty_like(q);
-    PyArrayObject *dk = dq ? hm_empty_like(k) : NULL;
-    PyArrayObject *dv = dk ? hm_empty_like(v) : NULL;
-    if (!dv) {
-        Py_XDECREF(dq);
-        Py_XDECREF(dk);
-        return -1;
+    /* The kernel writes all gradients in one pass over each (b, h) tile, so
+     * all are allocated even when an input needs none. Packed gradients are
+     * written completely: every head writes its D columns of every block. */
+    PyArrayObject *d[3] = {NULL, NULL, NULL};
+    for (int i = 0; i < nin; i++)
+        if (!(d[i] = hm_empty_like(x[i]))) {
+            for (int j = 0; j < i; j++) Py_DECREF(d[j]);
+            return -1;
+        }
+    const int64_t E = n->i[AI_H] * n->i[AI_D];
+    const float *q, *k, *v;
+    float *dq, *dk, *dv;
+    int64_t ldq = E, ldk = E, ldv = E;
+    if (layout == LAYOUT_SEPARATE) {
+        q = AF32(x[0]); k = AF32(x[1]); v = AF32(x[2]);
+        dq = AF32(d[0]); dk = AF32(d[1]); dv = AF32(d[2]);
+    } else if (layout == LAYOUT_QKV) {
+        q = AF32(x[0]); k = q + E; v = q + 2 * E;
+        dq = AF32(d[0]); dk = dq + E; dv = dq + 2 * E;
+        ldq = ldk = ldv = 3 * E;
+    } else {
+        q = AF32(x[0]); k = AF32(x[1]); v = k + E;
+        dq = AF32(d[0]); dk = AF32(d[1]); dv = dk + E;
+        ldk = ldv = 2 * E;
     }
-    int rc = hm_attention_backward(AF32(dq), AF32(dk), AF32(dv), AF32(g), AF32(q), AF32(k), AF32(v), AF32(lse),
-                                   kpm ? (const uint8_t *)PyArray_DATA(kpm) : NULL,
-                                   bm ? (const uint8_t *)PyArray_DATA(bm) : NULL, fm ? AF32(fm) : NULL,
-                                   (int)n->i[AI_PER_HEAD], (int)n->i[AI_CAUSAL], n->i[AI_B], n->i[AI_H], n->i[AI_L],
-                                   n->i[AI_S], n->i[AI_D], (float)n->f[AF_SCALE], (float)n->f[AF_DROPOUT],
-                                   (uint64_t)n->i[AI_SEED], (uint64_t)n->i[AI_OFFSET]);
+    int rc = hm_attention_backward_strided(dq, dk, dv, AF32(g), q, ldq, k, ldk, v, ldv, AF32(lse),
+                                           kpm ? (const uint8_t *)PyArray_DATA(kpm) : NULL,
+                                           bm ? (const uint8_t *)PyArray_DATA(bm) : NULL, fm ? AF32(fm) : NULL,
+                                           (int)n->i[AI_PER_HEAD], (int)n->i[AI_CAUSAL], n->i[AI_B], n->i[AI_H],
+                                           n->i[AI_L], n->i[AI_S], n->i[AI_D], (float)n->f[AF_SCALE],
+                                           (float)n->f[AF_DROPOUT], (uint64_t)n->i[AI_SEED],
+                                           (uint64_t)n->i[AI_OFFSET]);
     if (rc < 0) {
-        Py_DECREF(dq);
-        Py_DECREF(dk);
-        Py_DECREF(dv);
+        for (int i = 0; i < nin; i++) Py_DECREF(d[i]);
         PyErr_SetString(PyExc_MemoryError, "attention backward: could not allocate kernel scratch memory");
         return -1;
     }
-    PyArrayObject *d[3] = {dq, dk, dv};
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < nin; i++) {
         if (n->inputs[i]) gin[i] = d[i];
         else Py_DECREF(d[i]);
     }
@@ -141,19 +178,32 @@ static void fold_masks(float *out, const float *kpm, const uint8_t *bm, const fl
     }
 }
 
-static PyObject *py_attention(PyObject *self, PyObject *args, PyObject *kw) {
-    (void)self;
+/* attention() (packed == 0) and attention_packed() (packed == 1). */
+static PyObject *attention_impl(PyObject *args, PyObject *kw, int packed) {
     static char *kwlist[] = {"query", "key", "value", "num_heads", "key_padding_mask", "attn_mask", "is_causal",
                              "dropout_p", "need_weights", "scale", "weights_after_dropout", "op", "names", NULL};
-    PyObject *qo, *ko, *vo, *kpmo = Py_None, *amo = Py_None, *scaleo = Py_None, *nameso = Py_None;
+    static char *kwlist_packed[] = {"qkv", "kv", "num_heads", "key_padding_mask", "attn_mask", "is_causal",
+                                    "dropout_p", "need_weights", "scale", "weights_after_dropout", "op", "names",
+                                    NULL};
+    PyObject *qo, *ko = Py_None, *vo = Py_None, *kpmo = Py_None, *amo = Py_None, *scaleo = Py_None,
+             *nameso = Py_None;
     Py_ssize_t H;
     int is_causal = 0, need_weights = 0, after_dropout = 1;
     double dropout_p = 0.0;
-    const char *op = "attention";
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "OOOn|OOpdpOpsO:attention", kwlist, &qo, &ko, &vo, &H, &kpmo, &amo,
-                                     &is_causal, &dropout_p, &need_weights, &scaleo, &after_dropout, &op, &nameso))
+    const char *op = packed ? "attention_packed" : "attention";
+    if (!packed && !PyArg_ParseTupleAndKeywords(args, kw, "OOOn|OOpdpOpsO:attention", kwlist, &qo, &ko, &vo, &H,
+                                                &kpmo, &amo, &is_causal, &dropout_p, &need_weights, &scaleo,
+                                                &after_dropout, &op, &nameso))
         return NULL;
+    if (packed && !PyArg_ParseTupleAndKeywords(args, kw, "OOn|OOpdpOpsO:attention_packed", kwlist_packed, &qo, &ko,
+                                               &H, &kpmo, &amo, &is_causal, &dropout_p, &need_weights, &scaleo,
+                                               &after_dropout, &op, &nameso))
+        return NULL;
+    const int layout = !packed ? LAYOUT_SEPARATE : ko == Py_None ? LAYOUT_QKV : LAYOUT_Q_KV;
+    const int nin = layout_ninputs(layout);
     const char *nm[5] = {"query", "key", "value", "key_padding_mask", "attn_mask"};
+    if (layout == LAYOUT_QKV) nm[0] = "qkv";
+    if (layout == LAYOUT_Q_KV) nm[1] = "kv";
     if (nameso != Py_None) {
         if (!PyTuple_Check(nameso) || PyTuple_GET_SIZE(nameso) != 5) {
             PyErr_SetString(PyExc_TypeError, "attention(): names must be a tuple of 5 strings");
@@ -192,30 +242,41 @@ static PyObject *py_attention(PyObject *self, PyObject *args, PyObject *kw) {
     char s1[160], s2[160];
 
     if (!(q = hm_as_float_tensor(qo, op, nm[0]))) goto done;
-    if (!(k = hm_as_float_tensor(ko, op, nm[1]))) goto done;
-    if (!(v = hm_as_float_tensor(vo, op, nm[2]))) goto done;
+    if (layout != LAYOUT_QKV && !(k = hm_as_float_tensor(ko, op, nm[1]))) goto done;
+    if (layout == LAYOUT_SEPARATE && !(v = hm_as_float_tensor(vo, op, nm[2]))) goto done;
     if (HM_NDIM(q) != 3) {
-        PyErr_Format(PyExc_ValueError,
-                     "%s(): argument '%s' must be 3-D (batch, target length, embed_dim), got shape %s", op, nm[0],
+        PyErr_Format(PyExc_ValueError, "%s(): argument '%s' must be 3-D (batch, target length, %s), got shape %s", op,
+                     nm[0], layout == LAYOUT_QKV ? "3 * embed_dim" : "embed_dim",
                      hm_shape_str(HM_NDIM(q), HM_SHAPE(q), s1, sizeof s1));
         goto done;
     }
-    const int64_t B = HM_SHAPE(q)[0], L = HM_SHAPE(q)[1], E = HM_SHAPE(q)[2];
+    const int64_t B = HM_SHAPE(q)[0], L = HM_SHAPE(q)[1];
+    int64_t E = HM_SHAPE(q)[2];
+    if (layout == LAYOUT_QKV) {
+        if (E % 3 != 0) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s(): argument 'qkv' has shape %s, its last dim must be 3 * embed_dim (q, k and v side by "
+                         "side)", op, hm_shape_str(HM_NDIM(q), HM_SHAPE(q), s1, sizeof s1));
+            goto done;
+        }
+        E /= 3;
+    }
     if (E % H != 0) {
         PyErr_Format(PyExc_ValueError,
                      "%s(): embed_dim %lld (last dim of '%s') is not divisible by num_heads %zd "
                      "(each head gets embed_dim / num_heads features)", op, (long long)E, nm[0], H);
         goto done;
     }
-    if (HM_NDIM(k) != 3 || HM_SHAPE(k)[0] != B || HM_SHAPE(k)[2] != E) {
+    const int64_t kcols = layout == LAYOUT_Q_KV ? 2 * E : E;
+    if (k && (HM_NDIM(k) != 3 || HM_SHAPE(k)[0] != B || HM_SHAPE(k)[2] != kcols)) {
         PyErr_Format(PyExc_ValueError,
-                     "%s(): argument '%s' has shape %s, expected (%lld, S, %lld) (batch and embed_dim of '%s')",
-                     op, nm[1], hm_shape_str(HM_NDIM(k), HM_SHAPE(k), s1, sizeof s1), (long long)B, (long long)E,
-                     nm[0]);
+                     "%s(): argument '%s' has shape %s, expected (%lld, S, %lld) (batch and %sembed_dim of '%s')",
+                     op, nm[1], hm_shape_str(HM_NDIM(k), HM_SHAPE(k), s1, sizeof s1), (long long)B,
+                     (long long)kcols, layout == LAYOUT_Q_KV ? "2 * " : "", nm[0]);
         goto done;
     }
-    const int64_t S = HM_SHAPE(k)[1], D = E / H;
-    if (!shape_is(v, 3, HM_SHAPE(k))) {
+    const int64_t S = k ? HM_SHAPE(k)[1] : L, D = E / H;
+    if (v && !shape_is(v, 3, HM_SHAPE(k))) {
         PyErr_Format(PyExc_ValueError, "%s(): argument '%s' has shape %s, expected %s (the shape of '%s')", op, nm[2],
                      hm_shape_str(HM_NDIM(v), HM_SHAPE(v), s1, sizeof s1),
                      hm_shape_str(3, HM_SHAPE(k), s2, sizeof s2), nm[1]);
@@ -298,9 +359,23 @@ static PyObject *py_attention(PyObject *self, PyObject *args, PyObject *kw) {
     const int dropout_on = dropout_p > 0.0 && S > 0 && B * H * L > 0;
     uint64_t seed = 0, offset = 0;
     if (dropout_on) hm_rng_reserve(hm_attention_dropout_counters(B, H, L, S), &seed, &offset);
-    if (hm_attention_forward(AF32(out), probs ? AF32(probs) : NULL, AF32(lse), HM_F32(q), HM_F32(k), HM_F32(v), kpm_p,
-                             bm_p, fm_p, per_head, is_causal, B, H, L, S, D, (float)scale,
-                             dropout_on ? (float)dropout_p : 0.0f, seed, offset) < 0) {
+    const float *qp = HM_F32(q), *kp, *vp;
+    int64_t ldq = E, ldk = E, ldv = E;
+    if (layout == LAYOUT_SEPARATE) {
+        kp = HM_F32(k);
+        vp = HM_F32(v);
+    } else if (layout == LAYOUT_QKV) {
+        kp = qp + E;
+        vp = qp + 2 * E;
+        ldq = ldk = ldv = 3 * E;
+    } else {
+        kp = HM_F32(k);
+        vp = kp + E;
+        ldk = ldv = 2 * E;
+    }
+    if (hm_attention_forward_strided(AF32(out), probs ? AF32(probs) : NULL, AF32(lse), qp, ldq, kp, ldk, vp, ldv,
+                                     kpm_p, bm_p, fm_p, per_head, is_causal, B, H, L, S, D, (float)scale,
+                                     dropout_on ? (float)dropout_p : 0.0f, seed, offset) < 0) {
         PyErr_Format(PyExc_MemoryError, "%s(): could not allocate attention scratch memory", op);
         goto done;
     }
@@ -320,7 +395,7 @@ static PyObject *py_attention(PyObject *self, PyObject *args, PyObject *kw) {
     }
 
     PyObject *inputs[3] = {(PyObject *)q, (PyObject *)k, (PyObject *)v};
-    HmNode *node = hm_node_new("AttentionBackward", attention_backward, inputs, 3);
+    HmNode *node = hm_node_new("AttentionBackward", attention_backward, inputs, nin);
     if (!node && PyErr_Occurred()) goto done;
     if (node) {
         node->i[AI_B] = B; node->i[AI_H] = H; node->i[AI_L] = L; node->i[AI_S] = S; node->i[AI_D] = D;
@@ -330,9 +405,11 @@ static PyObject *py_attention(PyObject *self, PyObject *args, PyObject *kw) {
         node->i[AI_OFFSET] = (int64_t)offset;
         node->f[AF_SCALE] = scale;
         node->f[AF_DROPOUT] = dropout_on ? dropout_p : 0.0;
-        int slot = 4;
-        int ok = hm_node_save(node, (PyObject *)q) == 0 && hm_node_save(node, (PyObject *)k) == 0 &&
-                 hm_node_save(node, (PyObject *)v) == 0 && hm_node_save(node, (PyObject *)lse) == 0;
+        node->i[AI_LAYOUT] = layout;
+        int ok = 1;
+        for (int i = 0; i < nin && ok; i++) ok = hm_node_save(node, inputs[i]) == 0;
+        ok = ok && hm_node_save(node, (PyObject *)lse) == 0;
+        int slot = nin + 1;
         node->i[AI_KPM_SLOT] = node->i[AI_BMASK_SLOT] = node->i[AI_FMASK_SLOT] = -1;
         if (ok && kpm_keep) { node->i[AI_KPM_SLOT] = slot++; ok = hm_node_save(node, kpm_keep) == 0; }
         if (ok && bm_keep) { node->i[AI_BMASK_SLOT] = slot++; ok = hm_node_save(node, bm_keep) == 0; }
@@ -377,6 +454,16 @@ done:
     return result;
 }
 
+static PyObject *py_attention(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    return attention_impl(args, kw, 0);
+}
+
+static PyObject *py_attention_packed(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    return attention_impl(args, kw, 1);
+}
+
 #define KW (PyCFunction)(void (*)(void))
 PyMethodDef hm_methods_attention[] = {
     {"attention", KW py_attention, METH_VARARGS | METH_KEYWORDS,
@@ -384,6 +471,12 @@ PyMethodDef hm_methods_attention[] = {
      "dropout_p=0.0, need_weights=False, scale=None, weights_after_dropout=True, op='attention', names=None)\n"
      "Fused multi-head scaled-dot-product attention on batch-first [B, T, E] projections; returns "
      "(out [B, L, E], weights [B, H, L, S] or None)."},
+    {"attention_packed", KW py_attention_packed, METH_VARARGS | METH_KEYWORDS,
+     "attention_packed(qkv, kv, num_heads, key_padding_mask=None, attn_mask=None, is_causal=False, dropout_p=0.0, "
+     "need_weights=False, scale=None, weights_after_dropout=True, op='attention_packed', names=None)\n"
+     "attention() on packed projections read in place: kv None: qkv is [B, L, 3E] (q, k, v side by side); "
+     "otherwise qkv is the query [B, L, E] and kv is [B, S, 2E] (k, v side by side). Gradients come back packed "
+     "the same way."},
     {NULL, NULL, 0, NULL},
 };
 #undef KW

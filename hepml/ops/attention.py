@@ -132,24 +132,39 @@ def _mha_batch_first(query, key, value, num_heads, in_proj_weight, in_proj_bias,
     (output [B, L, E], weights [B, H, L, S] or None): the per-head weights are
     returned whenever need_weights is true; the caller averages them."""
     E = query.shape[-1]
-    if in_proj_weight is not None:
-        w_q, w_k, w_v = (_slice_rows(in_proj_weight, i * E, (i + 1) * E) for i in range(3))
-    else:
-        w_q, w_k, w_v = q_proj_weight, k_proj_weight, v_proj_weight
-    if in_proj_bias is not None:
-        b_q, b_k, b_v = (_slice_rows(in_proj_bias, i * E, (i + 1) * E) for i in range(3))
-    else:
-        b_q = b_k = b_v = None
-    # Three GEMMs on row slices of the packed weight rather than one [3E, E]
-    # GEMM and a split of its output: slicing the [3E, E] weight copies E*E
-    # floats, splitting the output would copy B*T*3E.
-    q = _C.linear(query, w_q, b_q)
-    k = _C.linear(key, w_k, b_k)
-    v = _C.linear(value, w_v, b_v)
     p = float(dropout_p) if training else 0.0
-    out, weights = _C.attention(q, k, v, int(num_heads), key_padding_mask, attn_mask, bool(is_causal), p,
-                                bool(need_weights), None, bool(weights_after_dropout), op=op,
-                                names=names or ("query", "key", "value", "key_padding_mask", "attn_mask"))
+    names = names or ("query", "key", "value", "key_padding_mask", "attn_mask")
+    kw = dict(key_padding_mask=key_padding_mask, attn_mask=attn_mask, is_causal=bool(is_causal), dropout_p=p,
+              need_weights=bool(need_weights), weights_after_dropout=bool(weights_after_dropout), op=op, names=names)
+    if in_proj_weight is not None and key is query and value is query:
+        # Self-attention: ONE GEMM with the whole [3E, E] weight gives q, k and
+        # v side by side in [B, L, 3E]; the kernel reads them in place through
+        # row strides and its backward writes the packed gradient, so the
+        # in-projection's backward is one GEMM per operand too (and the
+        # gradient of the input is a single product, not three summed).
+        qkv = _C.linear(query, in_proj_weight, in_proj_bias)
+        out, weights = _C.attention_packed(qkv, None, int(num_heads), **kw)
+    elif in_proj_weight is not None and value is key:
+        # Cross-attention on one memory: q from the first E rows of the weight,
+        # k and v packed [B, S, 2E] from the other 2E rows (one GEMM).
+        b_q = _slice_rows(in_proj_bias, 0, E)
+        b_kv = _slice_rows(in_proj_bias, E, 3 * E)
+        q = _C.linear(query, _slice_rows(in_proj_weight, 0, E), b_q)
+        kv = _C.linear(key, _slice_rows(in_proj_weight, E, 3 * E), b_kv)
+        out, weights = _C.attention_packed(q, kv, int(num_heads), **kw)
+    else:
+        if in_proj_weight is not None:
+            w_q, w_k, w_v = (_slice_rows(in_proj_weight, i * E, (i + 1) * E) for i in range(3))
+        else:
+            w_q, w_k, w_v = q_proj_weight, k_proj_weight, v_proj_weight
+        if in_proj_bias is not None:
+            b_q, b_k, b_v = (_slice_rows(in_proj_bias, i * E, (i + 1) * E) for i in range(3))
+        else:
+            b_q = b_k = b_v = None
+        q = _C.linear(query, w_q, b_q)
+        k = _C.linear(key, w_k, b_k)
+        v = _C.linear(value, w_v, b_v)
+        out, weights = _C.attention(q, k, v, int(num_heads), **kw)
     out = _C.linear(out, out_proj_weight, out_proj_bias)
     return out, weights
 

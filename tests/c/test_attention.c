@@ -18,9 +18,13 @@
 #define HM_ATTN_PORTABLE_ONLY
 #define hm_attention_forward test_attention_forward_portable
 #define hm_attention_backward test_attention_backward_portable
+#define hm_attention_forward_strided test_attention_forward_strided_portable
+#define hm_attention_backward_strided test_attention_backward_strided_portable
 #include "attention.c"
 #undef hm_attention_forward
 #undef hm_attention_backward
+#undef hm_attention_forward_strided
+#undef hm_attention_backward_strided
 #undef HM_ATTN_PORTABLE_ONLY
 
 typedef int (*fwd_fn)(float *, float *, float *, const float *, const float *, const float *, const uint8_t *,
