@@ -120,7 +120,11 @@ class MaskedAutoregressiveTransform(LazyTransform):
     transform whose univariate parameters come from a MADE of [x, c].
 
     features, context, passes (None = features: fully autoregressive; 2 = coupling),
-    order (feature ordering, default range(features)), univariate "affine" | "rqs" |
+    order (feature ordering, default range(features)), adjacency (bool matrix
+    (features, features) or (features, features + context): ``adjacency[i, j]``
+    says feature i depends on feature (or context column) j; the diagonal must be
+    True and the graph acyclic; when given, ``order`` is ignored and ``passes`` is the
+    number of generations of the graph, as zuko), univariate "affine" | "rqs" |
     "circular" (or zuko's MonotonicAffineTransform / MonotonicRQSTransform classes),
     bins/bound/slope for splines, shapes (accepted for zuko compatibility; derived
     from univariate/bins), and MaskedMLP keyword arguments (hidden_features, activation).
@@ -129,9 +133,6 @@ class MaskedAutoregressiveTransform(LazyTransform):
     def __init__(self, features, context=0, passes=None, order=None, adjacency=None, univariate="affine",
                  shapes=None, bins=8, bound=None, slope=1e-3, **kwargs):
         super().__init__()
-        if adjacency is not None:
-            raise NotImplementedError("MaskedAutoregressiveTransform(adjacency=...) is not implemented in hepml; "
-                                      "use order/passes")
         if not isinstance(features, int) or features < 1:
             raise ValueError(f"MaskedAutoregressiveTransform: features must be a positive int, got {features!r}")
         if features == 1 and context == 0:
@@ -152,6 +153,17 @@ class MaskedAutoregressiveTransform(LazyTransform):
         self.slope = float(slope)
         self.features, self.context = features, int(context)
         self.total = 2 if self.kind == 0 else 3 * self.bins - 1
+        if adjacency is not None:
+            # zuko: no order buffer; the inverse needs as many passes as the graph has
+            # generations. _pass_of[i] is feature i's generation: the C inversion fills in
+            # the features of generation p in pass p, which only read earlier ones.
+            rows, generation = _check_adjacency(adjacency, features, self.context)
+            self.register_buffer("order", None)
+            self.passes = max(generation) + 1
+            self._pass_of = _hm.tensor(generation, dtype=_hm.int64)
+            full = [r for r in rows for _ in range(self.total)]  # each feature's row once per parameter
+            self.hyper = MaskedMLP(_hm.tensor(full, dtype=_hm.bool), **kwargs)
+            return
         passes = features if passes is None else passes
         if order is None:
             order = list(range(features))
@@ -163,6 +175,7 @@ class MaskedAutoregressiveTransform(LazyTransform):
         self.passes = min(max(int(passes), 1), features)
         k = math.ceil(features / self.passes)
         self.register_buffer("order", _hm.tensor([v // k for v in order], dtype=_hm.int64))
+        self._pass_of = None  # the order buffer (which load_state_dict may replace)
         adjacency = _C.maf_adjacency(self.order, self.context, self.total)
         self.hyper = MaskedMLP(adjacency, **kwargs)
 
@@ -204,7 +217,8 @@ class MaskedAutoregressiveTransform(LazyTransform):
             lead, c2 = tuple(y.shape[:-1]), None
         y2 = _hm.broadcast_to(y, lead + (self.features,)).reshape(-1, self.features)
         w, m, b, act = spec
-        x, ladj = _C.maf_inverse(y2, c2, w, m, b, act, self.order, self.passes, self.kind, self.bins,
+        pass_of = self.order if self._pass_of is None else self._pass_of
+        x, ladj = _C.maf_inverse(y2, c2, w, m, b, act, pass_of, self.passes, self.kind, self.bins,
                                  self.bound, self.slope)
         return x.reshape(lead + (self.features,)), ladj.reshape(lead)
 
@@ -220,7 +234,50 @@ class MaskedAutoregressiveTransform(LazyTransform):
                                        lambda y, want: self._fast_inverse(c, y, want))
 
     def extra_repr(self):
-        return f"(univariate): {['affine', 'rqs', 'circular'][self.kind]}\n(order): {self.order.tolist()}"
+        kind = ['affine', 'rqs', 'circular'][self.kind]
+        if self.order is None:
+            return f"(univariate): {kind}\n(passes): {self.passes}"
+        return f"(univariate): {kind}\n(order): {self.order.tolist()}"
+
+
+def _check_adjacency(adjacency, features, context):
+    """Rows of the MADE adjacency ``[features, features + context]`` (the diagonal
+    removed; context columns all True unless given) and each feature's generation
+    in the dependency graph (0 for features that depend on no other feature)."""
+    a = _as_bool(adjacency)
+    shape = tuple(a.shape)
+    if len(shape) != 2 or shape[0] != features or shape[1] not in (features, features + context):
+        want = f"({features}, {features})" + (f" or ({features}, {features + context})" if context else "")
+        raise ValueError(f"MaskedAutoregressiveTransform: argument 'adjacency' has shape {shape}, expected {want}")
+    a = a.tolist()
+    if not all(a[i][i] for i in range(features)):
+        raise ValueError("MaskedAutoregressiveTransform: argument 'adjacency' must have ones on the diagonal")
+    parents = [[j for j in range(features) if j != i and a[i][j]] for i in range(features)]
+    # topological generations (Kahn): a feature's generation is one more than its
+    # latest parent's; what is left unvisited lies on a cycle
+    generation = [None] * features
+    remaining = [len(p) for p in parents]
+    current, g = [i for i in range(features) if remaining[i] == 0], 0
+    while current:
+        nxt = []
+        for j in current:
+            generation[j] = g
+            for i in range(features):
+                if j in parents[i]:
+                    remaining[i] -= 1
+                    if remaining[i] == 0:
+                        nxt.append(i)
+        current, g = nxt, g + 1
+    if any(v is None for v in generation):
+        cyc = [i for i in range(features) if generation[i] is None]
+        raise ValueError(f"MaskedAutoregressiveTransform: argument 'adjacency' has a cycle (through features {cyc}); "
+                         f"it must describe a directed acyclic graph")
+    rows = []
+    for i in range(features):
+        r = [bool(a[i][j]) and j != i for j in range(features)]
+        r += [bool(v) for v in a[i][features:]] if shape[1] > features else [True] * context
+        rows.append(r)
+    return rows, generation
 
 
 class MAF(Flow):

@@ -350,21 +350,42 @@ class PermutationTransform(Transform):
 
 
 class RotationTransform(Transform):
-    """y = x R^T with R = exp(A - A^T) (orthogonal, log-det 0). zuko parametrises by
-    ``A``; hepml has no matrix exponential yet, so this takes R itself (must be
-    orthogonal; not checked)."""
+    """y = R x with R = exp(A - A^T) (zuko's RotationTransform). ``A`` is any square
+    matrix ``(*, D, D)`` (a batch of them broadcasts with the inputs' batch dims);
+    A - A^T is skew-symmetric, so R is a rotation: orthogonal with det 1, log-det 0.
+    R is computed once, at construction, by ``hepml.matrix_exp`` and is
+    differentiable w.r.t. ``A``: in a flow, ``UnconditionalTransform(RotationTransform,
+    hepml.randn(D, D))`` learns the rotation."""
 
-    def __init__(self, R):
-        self.R = _t(R)
+    def __init__(self, A):
+        A = _t(A)
+        if len(A.shape) < 2 or A.shape[-1] != A.shape[-2]:
+            raise ValueError(f"RotationTransform: argument 'A' has shape {tuple(A.shape)}, expected square "
+                             f"matrices (*, D, D)")
+        self.R = (A - A.mT).matrix_exp()
+
+    def _check(self, x):
+        D = self.R.shape[-1]
+        if len(x.shape) < 1 or x.shape[-1] != D:
+            raise ValueError(f"RotationTransform: input has shape {tuple(x.shape)}, expected (..., {D})")
 
     def _call(self, x):
-        return x.matmul(self.R.transpose(-1, -2))
+        self._check(x)
+        if self.R.ndim == 2:
+            return x.matmul(self.R.mT)  # one GEMM over all batch dims: (x R^T)_i = sum_j R_ij x_j
+        return self.R.matmul(x.unsqueeze(-1)).squeeze(-1)
 
     def _inverse(self, y):
-        return y.matmul(self.R)
+        self._check(y)
+        if self.R.ndim == 2:
+            return y.matmul(self.R)  # R^-1 = R^T
+        return self.R.mT.matmul(y.unsqueeze(-1)).squeeze(-1)
 
     def log_abs_det_jacobian(self, x, y):
         return _hm.zeros(tuple(x.shape[:-1]))
+
+    def __repr__(self):
+        return f"RotationTransform(D={self.R.shape[-1]})"
 
 
 class AutoregressiveTransform(Transform):
