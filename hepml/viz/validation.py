@@ -163,110 +163,41 @@ def _pearson(a, b):
     return (cov / den).numpy().astype(np.float64)
 
 
-# hepml has no sort, quantile or median kernel yet; the median is found by selection
-# with the C comparisons, sums and masked_select that exist (a Python loop over
-# rounds, never over events).
-_SMALL = 4096          # below this many values, bisect on the value directly
-
-
-def _bisect(x, k, rounds=None):
-    """Per column of x [n, C], the smallest entry above lo, where lo is bisected so
-    that count(x <= lo) < k <= count(x <= hi) (k: an int or an int64 tensor [C]).
-
-    With ``rounds=None`` the bisection runs until lo and hi are neighbouring floats:
-    then every entry in (lo, hi] equals hi and the result is exactly the k-th smallest
-    entry (at most ~280 rounds for float32, typically ~40). With a round limit the
-    result is an entry of rank <= k near k (good enough for a pivot)."""
-    import hepml
-    hi = x.amax(0)
-    lo_data = x.amin(0)
-    lo = lo_data - lo_data.abs() - 1.0   # strictly below the minimum: count(x <= lo) = 0 < k
-    for i in range(320 if rounds is None else rounds):
-        mid = lo + (hi - lo) * 0.5
-        if rounds is None and i % 8 == 0 and bool(hepml.logical_or(mid == lo, mid == hi).all().item()):
-            break
-        up = (x <= mid).sum(0) >= k
-        hi = hepml.where(up, mid, hi)
-        lo = hepml.where(up, lo, mid)
-    return hepml.where(x > lo, x, float("inf")).amin(0)
-
-
-def _kth(x, k, pair=False):
-    """The k-th smallest entry (1-based) of a 1-D tensor, exactly, as a float; with
-    ``pair=True`` the k-th and the (k+1)-th (k < n) as a tuple.
-
-    Selection in the manner of Floyd and Rivest: two pivots from a strided subsample
-    (ranks just below and above k's share of it) bracket the answer with high
-    probability; one counting pass keeps the entries between them (a few percent),
-    and the loop repeats until few enough remain to bisect. A bracket that misses
-    only costs another round: the counts are exact, so the result always is."""
-    import hepml
-    span = 1 if pair else 0            # ranks k .. k + span must stay inside the kept entries
-    while True:
-        n = int(x.shape[0])
-        if n <= _SMALL:
-            if not pair:
-                return float(_bisect(x.reshape(n, 1), k).item())
-            v = _bisect(hepml.stack([x, x], 1), hepml.tensor([k, k + 1], dtype=hepml.int64)).numpy()
-            return float(v[0]), float(v[1])
-        m_target = max(_SMALL // 2, int(8 * math.sqrt(n)))
-        sub = x[::max(1, n // m_target)]
-        m = int(sub.shape[0])
-        q = (k + 0.5 * span - 0.5) / n
-        centre, half = q * m, 3.0 * math.sqrt(m * q * (1.0 - q)) + 2.0
-        ka = min(max(int(math.floor(centre - half)), 1), m)
-        kb = min(max(int(math.ceil(centre + half)), 1), m)
-        piv = _bisect(hepml.stack([sub, sub], 1), hepml.tensor([ka, kb], dtype=hepml.int64), rounds=30)
-        a, b = piv[0], piv[1]          # entries of x, a <= b
-        le_a, le_b = x <= a, x <= b
-        ca, cb = int(le_a.sum().item()), int(le_b.sum().item())
-        if ca < k and k + span <= cb:  # the usual case: a < answers <= b
-            keep, k = hepml.logical_xor(le_a, le_b), k - ca
-        elif k > cb:                   # answers above b; cb >= 1 since b is an entry
-            keep, k = hepml.logical_not(le_b), k - cb
-        elif k + span <= ca:           # answers <= a
-            lt = x < a
-            nlt = int(lt.sum().item())
-            if nlt < k:                # a fills every asked rank
-                return (float(a.item()),) * 2 if pair else float(a.item())
-            if nlt < k + span:         # rank k below a, rank k + 1 is a
-                return _kth(hepml.masked_select(x, lt), k), float(a.item())
-            keep = lt                  # fewer than n entries: a itself is left out
-        elif k <= ca:                  # pair straddles a: rank k <= a < rank k + 1 (= the smallest above a)
-            return _kth(x, k), float(hepml.where(x > a, x, float("inf")).amin().item())
-        else:                          # pair straddles b: a < rank k <= b < rank k + 1
-            return _kth(x, k), float(hepml.where(x > b, x, float("inf")).amin().item())
-        x = hepml.masked_select(x, keep)
-
-
 def _quantiles(x, qs):
     """Quantiles of every column of x [n, C] -> float64 [len(qs), C], with NumPy's
     defaults: linear interpolation between order statistics, and for q = 0.5 the
-    median exactly as numpy.median (the mean of the two middle values for even n)."""
+    median exactly as numpy.median (the mean of the two middle values for even n).
+
+    The order statistics come from one C sort of the columns (hepml.sort along dim 0;
+    hepml.quantile would interpolate in float32 with a float32 rank, as torch does);
+    only the len(qs) x C interpolations are done here, in float64 as NumPy does, so
+    the results agree with numpy.quantile / numpy.median on the float64 data."""
     import hepml
-    n, C = int(x.shape[0]), int(x.shape[1])
-    cols = x.t().contiguous()
-    out = np.empty((len(qs), C), np.float64)
-    for j in range(C):                 # over features, not events
-        c = hepml.select(cols, 0, j)
-        for i, q in enumerate(qs):
-            h = (n - 1) * float(q)
-            lo = int(math.floor(h))
-            frac = h - lo
-            if q == 0.5 and n % 2 == 0:
-                a, b = _kth(c, n // 2, pair=True)
-                out[i, j] = 0.5 * (a + b)
-            elif frac == 0.0 or lo + 1 >= n:
-                out[i, j] = _kth(c, lo + 1)
-            else:
-                a, b = _kth(c, lo + 1, pair=True)
-                # numpy's lerp: from the nearer end, so that frac -> 1 gives b exactly
-                out[i, j] = a + (b - a) * frac if frac < 0.5 else b - (b - a) * (1.0 - frac)
+    n = int(x.shape[0])
+    s = hepml.sort(x, dim=0).values    # columns ascending, NaN last
+    out = np.empty((len(qs), int(x.shape[1])), np.float64)
+    for i, q in enumerate(qs):         # over levels, not events
+        h = (n - 1) * float(q)
+        lo = int(math.floor(h))
+        frac = h - lo
+        a = hepml.select(s, 0, lo).numpy().astype(np.float64)
+        if frac == 0.0 or lo + 1 >= n:
+            out[i] = a
+            continue
+        b = hepml.select(s, 0, lo + 1).numpy().astype(np.float64)
+        if q == 0.5:
+            out[i] = 0.5 * (a + b)
+        else:
+            # numpy's lerp: from the nearer end, so that frac -> 1 gives b exactly
+            out[i] = a + (b - a) * frac if frac < 0.5 else b - (b - a) * (1.0 - frac)
+    if n:
+        out[:, np.isnan(hepml.select(s, 0, n - 1).numpy())] = np.nan   # as NumPy: NaN in, NaN out
     return out
 
 
 def _median(x):
-    """Median of every column of x [n, C] (as numpy.median) -> float64 [C]."""
+    """Median of every column of x [n, C] (as numpy.median: the mean of the two middle
+    values for even n, unlike hepml.median / torch.median) -> float64 [C]."""
     return _quantiles(x, (0.5,))[0]
 
 
