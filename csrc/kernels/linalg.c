@@ -119,7 +119,11 @@ void hm_gemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float al
         tn = (n + 1) / 2;
     }
     int64_t mt = (m + tm - 1) / tm, nt = (n + tn - 1) / tn;
-    #pragma omp parallel for schedule(static) if (mt * nt > 1)
+    /* Below ~2 MFLOP a second thread saves a few microseconds on an idle
+     * machine but, on a loaded one (a lab machine, a notebook next to a test
+     * run), the barrier waits for a descheduled thread for milliseconds: keep
+     * such products on one core. The tiles (and so the result) do not change. */
+    #pragma omp parallel for schedule(static) if (mt * nt > 1 && m * n * k > 4 * HM_GEMM_CALL)
     for (int64_t t = 0; t < mt * nt; t++) {
         int64_t i0 = (t / nt) * tm, j0 = (t % nt) * tn;
         gemm_tile(trans_a, trans_b, i0, min64(tm, m - i0), j0, min64(tn, n - j0), k, alpha, a, lda, b, ldb, beta, c,
