@@ -129,9 +129,14 @@ def main(argv=None):
     grade.add_argument("--out", default=None, help="where grade.json/grade.md go (default: the submission)")
     args = parser.parse_args(argv)
     if args.command == "grade":
-        from .grading import grade_markdown, grade as grade_submission
-        sheet = grade_submission(args.submission, args.rubric, args.out, progress=True)
+        from .grading import RubricError, grade_markdown, grade as grade_submission
+        try:
+            sheet = grade_submission(args.submission, args.rubric, args.out, progress=True)
+        except RubricError as e:   # the lecturer's file; problems of the submission are on the sheet
+            print(f"hepml.course grade: {e}", file=sys.stderr)
+            return 2
         print(grade_markdown(sheet))
+        print(f"grade sheet written to {Path(sheet['written_to']) / 'grade.json'} and grade.md")
         return 0
     if args.command == "run":
         out = Path(args.out) if args.out else (repo_root() or Path.cwd()) / "build" / "course"
