@@ -36,7 +36,7 @@ from .ops import *  # noqa: E402,F401,F403  (every op module registers its funct
 from .serialization import save, load  # noqa: E402
 from . import nn, optim  # noqa: E402
 from .nn.module import count_parameters  # noqa: E402
-from . import data, flows, losses, mdmm, metrics, physics, training  # noqa: E402
+from . import data, flows, losses, mdmm, metrics, models, physics, report, training  # noqa: E402
 
 __version__ = "0.1.0"
 from .torch_compat import load_torch_state_dict  # noqa: E402
