@@ -416,7 +416,9 @@ class _OpProfile:
         if w is None:
             fn = getattr(self.C, name)
             prof = self
-            import hepml
+            # read the grad mode from the real extension: hepml.is_grad_enabled goes
+            # through the patched module and would re-enter this wrapper
+            grad_enabled = self.C.is_grad_enabled
 
             def w(*args, **kwargs):
                 t0 = time.perf_counter()
@@ -424,7 +426,7 @@ class _OpProfile:
                 prof.times[name] += time.perf_counter() - t0
                 prof.calls[name] += 1
                 if prof.record:
-                    prof.records.append((name, fn, args, kwargs, hepml.is_grad_enabled()))
+                    prof.records.append((name, fn, args, kwargs, grad_enabled()))
                 return out
             self._wrappers[name] = w
         return w
