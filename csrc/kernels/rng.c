@@ -75,15 +75,30 @@ void hm_rand_dropout_mask(float *out, int64_t n, uint64_t seed, uint64_t offset,
      * blocks, not elements: 4x fewer block evaluations, identical bits. */
     uint64_t first = offset >> 2, last = (offset + (uint64_t)n - 1) >> 2;
     int64_t nblocks = (int64_t)(last - first + 1);
+    /* Eight blocks (32 elements) per step through hm_philox_block8; the
+     * counters at the two ends that fall outside [offset, offset + n) are
+     * skipped, so the bits are those of one block at a time. */
+    int64_t ngroups = (nblocks + 7) / 8;
     #pragma omp parallel for schedule(static) if (n > 65536)
-    for (int64_t b = 0; b < nblocks; b++) {
-        uint32_t r[4];
-        uint64_t block = first + (uint64_t)b;
-        hm_philox_block(seed, HM_STREAM_DROPOUT, block, r);
-        for (int l = 0; l < 4; l++) {
-            uint64_t g = (block << 2) + (uint64_t)l;
-            if (g < offset || g >= offset + (uint64_t)n) continue;
-            out[g - offset] = ((uint64_t)r[l] >= thresh64) ? scale : 0.0f;
+    for (int64_t grp = 0; grp < ngroups; grp++) {
+        uint32_t r[32];
+        uint64_t block0 = first + (uint64_t)(8 * grp);
+        hm_philox_block8(seed, HM_STREAM_DROPOUT, block0, r);
+        if ((block0 << 2) >= offset && ((block0 + 8) << 2) <= offset + (uint64_t)n) {
+            /* the usual case: all 32 counters inside the call, no bounds checks */
+            float *o = out + ((block0 << 2) - offset);
+            for (int lane = 0; lane < 8; lane++)
+                for (int l = 0; l < 4; l++) o[4 * lane + l] = ((uint64_t)r[8 * l + lane] >= thresh64) ? scale : 0.0f;
+            continue;
+        }
+        for (int lane = 0; lane < 8; lane++) {
+            uint64_t block = block0 + (uint64_t)lane;
+            if (block > last) break;
+            for (int l = 0; l < 4; l++) {
+                uint64_t g = (block << 2) + (uint64_t)l;
+                if (g < offset || g >= offset + (uint64_t)n) continue;
+                out[g - offset] = ((uint64_t)r[8 * l + lane] >= thresh64) ? scale : 0.0f;
+            }
         }
     }
 }

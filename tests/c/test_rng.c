@@ -37,5 +37,27 @@ int main(void) {
     int kept = 0;
     for (int i = 0; i < N; i++) { kept += a[i] != 0; if (a[i] != 0) CHECK_CLOSE(a[i], 1.0 / 0.75, 1e-6, 0); }
     CHECK_CLOSE((double)kept / N, 0.75, 0.01, 0);
+    /* The mask is word g & 3 of Philox block g >> 2 for global counter g, whatever
+     * the offset and length (the bulk fill walks eight blocks at a time, with its
+     * own vector Philox: check it against one block at a time at every alignment,
+     * with 1 and 2 threads). */
+    static const int64_t lens[] = {1, 3, 4, 5, 31, 32, 33, 100, 1000, 70001};
+    static const uint64_t offs[] = {0, 1, 2, 3, 5, 31, 33, 1000003, ((uint64_t)1 << 34) + 7};
+    for (int t = 1; t <= 2; t++) {
+        omp_set_num_threads(t);
+        for (int i = 0; i < 10; i++)
+            for (int j = 0; j < 9; j++) {
+                hm_rand_dropout_mask(a, lens[i], 99, offs[j], 0.3f);
+                int same = 1;
+                for (int64_t e = 0; e < lens[i]; e++) {
+                    uint64_t g = offs[j] + (uint64_t)e;
+                    uint32_t r[4];
+                    hm_philox_block(99, HM_STREAM_DROPOUT, g >> 2, r);
+                    float want = ((uint64_t)r[g & 3] >= (uint64_t)(0.3 * 4294967296.0)) ? 1.0f / 0.7f : 0.0f;
+                    if (a[e] != want) same = 0;
+                }
+                CHECK(same);
+            }
+    }
     return CHECK_REPORT();
 }
