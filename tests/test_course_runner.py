@@ -33,7 +33,7 @@ def test_run_writes_outputs_and_table(tmp_path, capsys):
         assert (out / f"{name}.html").read_text().lstrip().lower().startswith("<!doctype html>")
     summary = json.loads((out / "results.json").read_text())
     assert summary["profile"] == "quick"
-    assert summary["notebooks"][0]["figures"] == [{"name": "resolution", "value": 0.125, "unit": "GeV"}]
+    assert summary["notebooks"][0]["figures"] == [{"name": "resolution", "value": 0.125, "unit": "GeV", "shown": "0.125"}]
     assert not list(out.glob("*.tmp"))
 
 
@@ -64,6 +64,11 @@ def test_record_prints_and_appends(tmp_path, monkeypatch, capsys):
     record("w1", float("nan"), unit="GeV")
     assert "nll: -3.5" in capsys.readouterr().out
     got = read_results(path)
-    assert got[0] == {"name": "nll", "value": -3.5, "unit": ""} and got[1]["name"] == "w1"
+    assert got[0] == {"name": "nll", "value": -3.5, "unit": "", "shown": "-3.5"} and got[1]["name"] == "w1"
+    # a count with an integer format prints as one; a format that cannot apply says so
+    record("events", 12000.0, fmt=",d")
+    assert "events: 12,000" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="argument 'fmt' 'd' cannot format the number 2.5"):
+        record("x", 2.5, fmt="d")
     with pytest.raises(TypeError, match="argument 'value' must be a number"):
         record("x", "abc")

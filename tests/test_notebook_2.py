@@ -32,3 +32,6 @@ def test_notebook_2_runs():
     change2 = float(re.search(r"output 2: largest change (\S+)", text).group(1))
     assert change2 > 1e-3
     assert "largest probability on a padded key: 0.0" in text
+    # the recorded headline figures
+    assert "encoder layer parameters (d_model 16, nhead 4, ff 1024): 34,960" in text
+    assert "largest attention probability on a padded key: 0\n" in text

@@ -98,7 +98,8 @@ def run_notebooks(profile, out_dir, only=None, notebooks_dir=None):
 
 def _fmt_figure(f):
     unit = f" {f['unit']}" if f.get("unit") else ""
-    return f"{f['name']} = {f['value']:.4g}{unit}"
+    shown = f.get("shown") or f"{f['value']:.4g}"   # as the notebook printed it
+    return f"{f['name']} = {shown}{unit}"
 
 
 def print_summary(rows, profile):

@@ -18,12 +18,20 @@ def record(name, value, unit="", fmt=".4g"):
         raise TypeError(f"course.record: argument 'value' must be a number, got {type(value).__name__}")
     if not isinstance(name, str) or not name:
         raise TypeError(f"course.record: argument 'name' must be a non-empty string, got {name!r}")
-    shown = format(value, fmt) if math.isfinite(value) else str(value)
+    if not math.isfinite(value):
+        shown = str(value)
+    elif fmt.endswith("d") and value.is_integer():   # an integer format for a count
+        shown = format(int(value), fmt)
+    else:
+        try:
+            shown = format(value, fmt)
+        except ValueError:
+            raise ValueError(f"course.record: argument 'fmt' {fmt!r} cannot format the number {value!r}") from None
     print(f"{name}: {shown}{' ' + unit if unit else ''}")
     path = os.environ.get(RESULTS_ENV)
     if path:
         with open(path, "a") as f:
-            f.write(json.dumps({"name": name, "value": value, "unit": unit}) + "\n")
+            f.write(json.dumps({"name": name, "value": value, "unit": unit, "shown": shown}) + "\n")
     return value
 
 
