@@ -83,14 +83,38 @@ void hm_rand_dropout_mask(float *out, int64_t n, uint64_t seed, uint64_t offset,
     for (int64_t grp = 0; grp < ngroups; grp++) {
         uint32_t r[32];
         uint64_t block0 = first + (uint64_t)(8 * grp);
-        hm_philox_block8(seed, HM_STREAM_DROPOUT, block0, r);
         if ((block0 << 2) >= offset && ((block0 + 8) << 2) <= offset + (uint64_t)n) {
             /* the usual case: all 32 counters inside the call, no bounds checks */
             float *o = out + ((block0 << 2) - offset);
+#if defined(__AVX2__)
+            __m256i w[4];
+            hm_philox_x8_avx2(seed, HM_STREAM_DROPOUT, block0, w);
+            /* keep = word >= thresh (unsigned: max(word, t) == word); a
+             * threshold of 2^32 (p = 1) keeps nothing */
+            __m256 kept[4];
+            const __m256i t = _mm256_set1_epi32((int)(uint32_t)thresh64);
+            const __m256 vs = _mm256_set1_ps(thresh64 > 0xFFFFFFFFu ? 0.0f : scale);
+            for (int k = 0; k < 4; k++)
+                kept[k] = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(w[k], t), w[k])), vs);
+            /* kept[k] lane l is element 4 l + k: a 4 x 8 transpose to memory order */
+            __m256 t0 = _mm256_unpacklo_ps(kept[0], kept[1]), t1 = _mm256_unpackhi_ps(kept[0], kept[1]);
+            __m256 t2 = _mm256_unpacklo_ps(kept[2], kept[3]), t3 = _mm256_unpackhi_ps(kept[2], kept[3]);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+            __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+            _mm256_storeu_ps(o, _mm256_permute2f128_ps(u0, u1, 0x20));
+            _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
+            _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
+            _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
+#else
+            hm_philox_block8(seed, HM_STREAM_DROPOUT, block0, r);
             for (int lane = 0; lane < 8; lane++)
                 for (int l = 0; l < 4; l++) o[4 * lane + l] = ((uint64_t)r[8 * l + lane] >= thresh64) ? scale : 0.0f;
+#endif
             continue;
         }
+        hm_philox_block8(seed, HM_STREAM_DROPOUT, block0, r);
         for (int lane = 0; lane < 8; lane++) {
             uint64_t block = block0 + (uint64_t)lane;
             if (block > last) break;

@@ -52,9 +52,11 @@ static inline void hm_mul32x8(__m256i a, __m256i k, __m256i *hi, __m256i *lo) {
 }
 #endif
 
-static inline void hm_philox_block8(uint64_t seed, uint64_t stream, uint64_t block0, uint32_t out[32]) {
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
 #if defined(__AVX2__)
+/* The four output words of blocks block0 .. block0 + 7 as four vectors
+ * (w[k] lane l = word k of block block0 + l). */
+static inline void hm_philox_x8_avx2(uint64_t seed, uint64_t stream, uint64_t block0, __m256i w[4]) {
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     uint32_t lo[8], hi[8];
     for (int l = 0; l < 8; l++) {
         uint64_t b = block0 + (uint64_t)l;
@@ -73,17 +75,21 @@ static inline void hm_philox_block8(uint64_t seed, uint64_t stream, uint64_t blo
         c3 = l0;
         k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
     }
-    _mm256_storeu_si256((__m256i *)out, c0);
-    _mm256_storeu_si256((__m256i *)(out + 8), c1);
-    _mm256_storeu_si256((__m256i *)(out + 16), c2);
-    _mm256_storeu_si256((__m256i *)(out + 24), c3);
+    w[0] = c0; w[1] = c1; w[2] = c2; w[3] = c3;
+}
+#endif
+
+static inline void hm_philox_block8(uint64_t seed, uint64_t stream, uint64_t block0, uint32_t out[32]) {
+#if defined(__AVX2__)
+    __m256i w[4];
+    hm_philox_x8_avx2(seed, stream, block0, w);
+    for (int k = 0; k < 4; k++) _mm256_storeu_si256((__m256i *)(out + 8 * k), w[k]);
 #else
     for (int l = 0; l < 8; l++) {
         uint32_t r[4];
         hm_philox_block(seed, stream, block0 + (uint64_t)l, r);
         out[l] = r[0]; out[8 + l] = r[1]; out[16 + l] = r[2]; out[24 + l] = r[3];
     }
-    (void)k0; (void)k1;
 #endif
 }
 
