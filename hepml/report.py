@@ -35,9 +35,10 @@ import numbers
 import os
 import platform
 import re
-import tempfile
 from collections import namedtuple
 from pathlib import Path
+
+from ._atomic import write_text_atomic
 
 __all__ = ["Report", "SavedReport", "environment", "REPORT_FORMAT", "REPORT_FORMAT_VERSION"]
 
@@ -647,8 +648,8 @@ class Report:
         summary = self.to_dict()
         text_json = json.dumps(summary, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         text_html = self.to_html(summary)
-        _atomic_write(json_path, text_json)
-        _atomic_write(html_path, text_html)
+        write_text_atomic(json_path, text_json)
+        write_text_atomic(html_path, text_html)
         return SavedReport(html_path, json_path)
 
     @staticmethod
@@ -731,31 +732,6 @@ def _output_paths(path):
         p = p.with_suffix("")
     # name + ".html" rather than with_suffix: "run.v2" must not lose its ".v2"
     return p.with_name(p.name + ".html"), p.with_name(p.name + ".json")
-
-
-def _atomic_write(path, text):
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask():
-    # mkstemp creates files readable by the owner only; give the report the mode an
-    # ordinary open() would have. os.umask can only be read by setting it.
-    m = os.umask(0)
-    os.umask(m)
-    return m
 
 
 def _history_figure(history):

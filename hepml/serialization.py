@@ -1,10 +1,11 @@
 """Saving and loading state dicts (.npz), written atomically."""
 import os
-import tempfile
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
+
+from ._atomic import atomic_path
 
 
 def _to_arrays(obj):
@@ -32,17 +33,9 @@ def save(obj, path):
     The file is written to a temporary name in the same directory and renamed,
     so an interrupted save never leaves a half-written file."""
     arrays = _to_arrays(obj)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".hepml-save-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with atomic_path(os.path.abspath(os.fspath(path))) as tmp:
+        with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load(path):

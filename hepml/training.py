@@ -31,10 +31,10 @@ import inspect
 import json
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
+from ._atomic import write_text_atomic
 from ._tensor import Tensor
 from .autograd import no_grad
 
@@ -170,19 +170,7 @@ class History:
         }
         text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        write_text_atomic(path, text)
         return path
 
     @classmethod

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+from .._atomic import atomic_path, write_text_atomic
 from .config import PROFILES, repo_root
 from .nbrun import execute_notebook
 from .results import RESULTS_ENV, read_results
@@ -35,12 +36,6 @@ def course_notebooks(only=None, notebooks_dir=None):
     return notebooks
 
 
-def _write_atomic(path, write):
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _render_html(nb, target):
     """An HTML rendering next to the executed notebook (needs nbconvert; skipped without it)."""
     try:
@@ -48,7 +43,7 @@ def _render_html(nb, target):
     except ImportError:
         return None
     body, _ = HTMLExporter().from_notebook_node(nb)
-    _write_atomic(target, lambda p: p.write_text(body, encoding="utf-8"))
+    write_text_atomic(target, body)
     return target
 
 
@@ -87,7 +82,8 @@ def run_notebooks(profile, out_dir, only=None, notebooks_dir=None):
             os.environ.pop(RESULTS_ENV, None)
         dt = time.perf_counter() - t0
         target = out_dir / path.name
-        _write_atomic(target, lambda p: nbformat.write(nb, p))
+        with atomic_path(target) as tmp:
+            nbformat.write(nb, tmp)
         _render_html(nb, target.with_suffix(".html"))
         figures = read_results(results_file)
         rows.append({"notebook": path.name, "seconds": round(dt, 1), "figures": figures})
@@ -144,7 +140,7 @@ def main(argv=None):
         print(f"hepml course, profile '{args.profile}', executed notebooks -> {out}")
         rows = run_notebooks(args.profile, out, args.only, args.notebooks)
         summary = {"profile": args.profile, "notebooks": rows}
-        _write_atomic(out / "results.json", lambda p: p.write_text(json.dumps(summary, indent=2)))
+        write_text_atomic(out / "results.json", json.dumps(summary, indent=2))
         print_summary(rows, args.profile)
     return 0
 

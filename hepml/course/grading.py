@@ -23,6 +23,7 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib
 
+from .._atomic import write_text_atomic
 from .config import data_dir, pick, repo_root
 
 PARTS = ("regression", "neutrino_flow")
@@ -442,8 +443,8 @@ def grade(submission_dir, rubric_path=None, out_dir=None, progress=False):
                         "profile": profile()}
     out_dir = Path(out_dir) if out_dir else submission_dir if submission_dir.is_dir() else Path.cwd()
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / "grade.json", json.dumps(sheet, indent=2))
-    _write_atomic(out_dir / "grade.md", grade_markdown(sheet))
+    write_text_atomic(out_dir / "grade.json", json.dumps(sheet, indent=2))
+    write_text_atomic(out_dir / "grade.md", grade_markdown(sheet))
     sheet["written_to"] = str(out_dir)
     return sheet
 
@@ -472,11 +473,3 @@ def grade_markdown(sheet):
     return "\n".join(lines)
 
 
-def _write_atomic(path, text):
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
