@@ -151,6 +151,22 @@ def _standard_normal(features):
     return UnconditionalDistribution(DiagNormal, loc=_hm.zeros(features), scale=_hm.ones(features), buffer=True)
 
 
+def _rotated_flow(features, context, transforms, **transform_kwargs):
+    """``transforms`` MADE transforms with alternating orders (as zuko's MAF) and a
+    learnable rotation between consecutive ones, over a standard normal base;
+    ``transform_kwargs`` go to each MaskedAutoregressiveTransform."""
+    layers = []
+    order = list(range(features))
+    for i in range(transforms):
+        if i > 0:
+            layers.append(_rotation(features))
+        layers.append(MaskedAutoregressiveTransform(features, context, order=order if i % 2 == 0 else order[::-1],
+                                                    **transform_kwargs))
+    flow = Flow(layers, _standard_normal(features))
+    flow.context = context
+    return flow
+
+
 def _batch_args(batch, target):
     names = (target, "jet_data", "lepton_data", "met_data", "jetlepmet_padding_mask")
     missing = [n for n in names if n not in batch]
@@ -199,16 +215,7 @@ class NeutrinoFlowModel(nn.Module):
         encoder = WWEncoder(context_features=context_features, **encoder_kwargs)
         hidden = tuple(int(h) for h in hidden_features)
         if rotations:
-            layers = []
-            order = list(range(features))
-            for i in range(transforms):
-                if i > 0:
-                    layers.append(_rotation(features))
-                layers.append(MaskedAutoregressiveTransform(features, context_features,
-                                                            order=order if i % 2 == 0 else order[::-1],
-                                                            hidden_features=hidden))
-            flow = Flow(layers, _standard_normal(features))
-            flow.context = context_features
+            flow = _rotated_flow(features, context_features, transforms, hidden_features=hidden)
         else:
             flow = MAF(features, context_features, transforms=transforms, hidden_features=hidden)
         model = cls(encoder, flow, features)
@@ -226,16 +233,8 @@ class NeutrinoFlowModel(nn.Module):
         encoder = WWEncoder(context_features=context_features, **encoder_kwargs)
         hidden = tuple(int(h) for h in hidden_features)
         if rotations:
-            layers = []
-            order = list(range(features))
-            for i in range(transforms):
-                if i > 0:
-                    layers.append(_rotation(features))
-                layers.append(MaskedAutoregressiveTransform(features, context_features,
-                                                            order=order if i % 2 == 0 else order[::-1],
-                                                            univariate="rqs", bins=bins, hidden_features=hidden))
-            flow = Flow(layers, _standard_normal(features))
-            flow.context = context_features
+            flow = _rotated_flow(features, context_features, transforms, univariate="rqs", bins=bins,
+                                 hidden_features=hidden)
         else:
             flow = NSF(features, context_features, transforms=transforms, bins=bins, hidden_features=hidden)
         model = cls(encoder, flow, features)
