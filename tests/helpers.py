@@ -2,6 +2,8 @@
 
 (NumPy arithmetic is fine here: tests are the reference, not the product.)
 """
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -56,6 +58,23 @@ def gradcheck(fn, *arrays, eps=1e-3, rtol=2e-2, atol=2e-3, seed=0, argnums=None)
 
 def torch_or_skip():
     return pytest.importorskip("torch")
+
+
+@contextlib.contextmanager
+def no_torch_fastpath():
+    """Turn off PyTorch's MultiheadAttention fast path (inference-only kernels with
+    their own semantics) so that torch runs the reference path we compare against."""
+    import torch
+    mha = getattr(torch.backends, "mha", None)
+    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
+        yield
+        return
+    old = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        mha.set_fastpath_enabled(old)
 
 
 def assert_close(actual, expected, rtol=1e-5, atol=1e-6, what="values"):

@@ -7,14 +7,13 @@ hepml.load_torch_state_dict (strict load) into the hepml model; then outputs mus
 that gradient, at least 1), in eval() and in train() with dropout 0. torch's eval fast path is
 switched off for the comparisons (see hepml.models.regression's docstring).
 """
-import contextlib
 
 import numpy as np
 import pytest
 
 import hepml
 from hepml import models
-from helpers import assert_close
+from helpers import assert_close, no_torch_fastpath
 
 torch = pytest.importorskip("torch")
 tnn = torch.nn
@@ -102,20 +101,6 @@ class TWWRegressorWOrdered(TWWRegressorComplete):
 
 
 # ------------------------------------------------------------------ utilities
-
-
-@contextlib.contextmanager
-def no_torch_fastpath():
-    mha = getattr(torch.backends, "mha", None)
-    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
-        yield
-        return
-    old = mha.get_fastpath_enabled()
-    mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        mha.set_fastpath_enabled(old)
 
 
 def zero_torch_dropout(model):

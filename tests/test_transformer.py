@@ -8,13 +8,12 @@ largest entry of that gradient, at least 1), in train mode (dropout 0) and
 eval mode. torch's eval "fast path" is switched off for the comparisons
 (it changes padded encoder outputs to zeros, see test_train_equals_eval...).
 """
-import contextlib
 
 import numpy as np
 import pytest
 
 import hepml
-from helpers import assert_close
+from helpers import assert_close, no_torch_fastpath
 
 torch = pytest.importorskip("torch")
 hnn = hepml.nn
@@ -25,20 +24,6 @@ tnn = torch.nn
 
 FWD_TOL = 1e-5
 GRAD_TOL = 1e-4
-
-
-@contextlib.contextmanager
-def no_torch_fastpath():
-    mha = getattr(torch.backends, "mha", None)
-    if mha is None or not hasattr(mha, "set_fastpath_enabled"):
-        yield
-        return
-    old = mha.get_fastpath_enabled()
-    mha.set_fastpath_enabled(False)
-    try:
-        yield
-    finally:
-        mha.set_fastpath_enabled(old)
 
 
 def transfer(tmodel, hmodel, tmp_path):
