@@ -4,9 +4,7 @@
 
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "threads.h"
 
 /* Taylor degree and the norm the scaled matrix is brought under. With
  * ||B||_1 <= 1/2 the first neglected term is below 0.5^11 / 11! ~ 1.2e-11
@@ -25,21 +23,7 @@
  * costs its fork/join. */
 #define HM_EXPM_PAR_WORK ((int64_t)1 << 20)
 
-int hm_matrix_exp_max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
+int hm_matrix_exp_max_threads(void) { return hm_max_threads(); }
 
 int64_t hm_matrix_exp_scratch_doubles(int64_t n, int backward) { return (backward ? 6 : 3) * n * n; }
 
@@ -180,7 +164,7 @@ void hm_matrix_exp_forward(float *out, const float *a, double *scratch, int64_t 
     const int64_t nn = n * n, per = hm_matrix_exp_scratch_doubles(n, 0);
     if (nthreads < 1) nthreads = 1;
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (use_threads(batch, n, nthreads))
-    for (int64_t b = 0; b < batch; b++) expm_one(out + b * nn, a + b * nn, scratch + thread_id() * per, n);
+    for (int64_t b = 0; b < batch; b++) expm_one(out + b * nn, a + b * nn, scratch + hm_thread_id() * per, n);
 }
 
 void hm_matrix_exp_backward(float *da, const float *dout, const float *a, double *scratch, int64_t batch,
@@ -189,5 +173,5 @@ void hm_matrix_exp_backward(float *da, const float *dout, const float *a, double
     if (nthreads < 1) nthreads = 1;
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (use_threads(batch, n, nthreads))
     for (int64_t b = 0; b < batch; b++)
-        expm_frechet_one(da + b * nn, dout + b * nn, a + b * nn, scratch + thread_id() * per, n);
+        expm_frechet_one(da + b * nn, dout + b * nn, a + b * nn, scratch + hm_thread_id() * per, n);
 }

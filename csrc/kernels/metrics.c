@@ -6,28 +6,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "threads.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
 #endif
 
-static int max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 static inline int64_t imin64(int64_t a, int64_t b) { return a < b ? a : b; }
 
@@ -668,7 +652,7 @@ int hm_metric_columns(double *w1, double *ks, double *ks_p, double *w1_null, dou
 
     if (n_perm && (double)n * (double)m >= 9007199254740992.0) return HM_METRIC_EINVAL; /* exact diffs */
 
-    int nt = max_threads();
+    int nt = hm_max_threads();
     int64_t cb_max = imin64(ncol, COL_BLOCK), ngroups = (n_perm + PGROUP - 1) / PGROUP;
     int status = HM_METRIC_OK;
     uint16_t *lab = n_perm ? malloc((size_t)ngroups * (size_t)L * sizeof(uint16_t)) : NULL;
@@ -690,7 +674,7 @@ int hm_metric_columns(double *w1, double *ks, double *ks_p, double *w1_null, dou
         int64_t s = sel_is_a(n, m) ? n : m;
         #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (n_perm * L > PAR_WORK)
         for (int64_t g = 0; g < ngroups; g++) {
-            uint32_t *idx = tidx + (int64_t)thread_id() * 2 * L;
+            uint32_t *idx = tidx + (int64_t)hm_thread_id() * 2 * L;
             uint16_t *lg = lab + g * L;
             memset(lg, 0, (size_t)L * sizeof(uint16_t));
             for (int64_t q = 0; q < PGROUP && g * PGROUP + q < n_perm; q++) {
@@ -708,7 +692,7 @@ int hm_metric_columns(double *w1, double *ks, double *ks_p, double *w1_null, dou
         /* Phase A: build, sort and walk each column of the block (one thread per column). */
         #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (cb > 1 && cb * L * 16 > PAR_WORK)
         for (int64_t t = 0; t < cb; t++) {
-            int64_t c = c0 + t, tid = thread_id();
+            int64_t c = c0 + t, tid = hm_thread_id();
             uint64_t *key = tkeys + tid * 2 * L;
             uint32_t *idx = tidx + tid * 2 * L;
             double *v = tvals + tid * 2 * L;
@@ -952,7 +936,7 @@ static void mean_cov_weighted(double *mean, double *cov, const double *x, int64_
 /* Parallel version: chunks spread over threads, partials combined in order. */
 static int mean_cov_parallel(double *mean, double *cov, const rowsrc *s, int64_t count, int64_t d) {
     int64_t nch = (count + COV_CHUNK - 1) / COV_CHUNK;
-    int nt = max_threads();
+    int nt = hm_max_threads();
     double *part = malloc((size_t)nch * (size_t)d * (size_t)d * sizeof(double));
     double *cs = malloc((size_t)nt * cov_work(d) * sizeof(double));
     if (!part || !cs) { free(part); free(cs); return HM_METRIC_ENOMEM; }
@@ -966,7 +950,7 @@ static int mean_cov_parallel(double *mean, double *cov, const rowsrc *s, int64_t
     #pragma omp parallel for schedule(static) num_threads(nt) if (count * d * d > PAR_WORK)
     for (int64_t ch = 0; ch < nch; ch++)
         chunk_scatter(part + ch * d * d, s, ch * COV_CHUNK, imin64((ch + 1) * COV_CHUNK, count), d,
-                      mean, cs + (size_t)thread_id() * cov_work(d));
+                      mean, cs + (size_t)hm_thread_id() * cov_work(d));
     for (int64_t j = 0; j < d * d; j++) cov[j] = 0.0;
     for (int64_t ch = 0; ch < nch; ch++)
         for (int64_t j = 0; j < d * d; j++) cov[j] += part[ch * d * d + j];
@@ -1122,7 +1106,7 @@ int hm_metric_fgd_inf(double *value, double *err, double *sizes, double *fd_mean
         if (sz[i] < 2) { free(sz); free(xs); return HM_METRIC_EINVAL; }
         if (sz[i] > maxsz) maxsz = sz[i];
     }
-    int nt = max_threads(), status = HM_METRIC_OK;
+    int nt = hm_max_threads(), status = HM_METRIC_OK;
     size_t per = (size_t)(d + d * d);
     int64_t nm = n > m ? n : m;
     double *stats = malloc((size_t)items * 2 * per * sizeof(double));
@@ -1137,7 +1121,7 @@ int hm_metric_fgd_inf(double *value, double *err, double *sizes, double *fd_mean
      * so both passes stream through the sample in order. */
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (items * maxsz * d * 8 > PAR_WORK)
     for (int64_t it = 0; it < items; it++) {
-        int tid = thread_id();
+        int tid = hm_thread_id();
         int64_t size = sz[it / B];
         uint32_t *cnt = tcnt + (int64_t)tid * nm;
         double *work = twork + (size_t)tid * tws;
@@ -1184,7 +1168,7 @@ int hm_metric_fgd_perm(double *observed, double *pvalue, double *null_,
     if (status) return status;
     if (observed) *observed = obs;
     if (n_perm == 0) { if (pvalue) *pvalue = 1.0; return HM_METRIC_OK; }
-    int nt = max_threads();
+    int nt = hm_max_threads();
     size_t per = (size_t)(d + d * d);
     int64_t words = (L + 63) / 64;
     double *stats = malloc((size_t)n_perm * 2 * per * sizeof(double));
@@ -1195,7 +1179,7 @@ int hm_metric_fgd_perm(double *observed, double *pvalue, double *null_,
     if (!stats || !tidx || !tbits || !twork || !nul) { status = HM_METRIC_ENOMEM; goto out; }
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (n_perm * L * d * d > PAR_WORK)
     for (int64_t p = 0; p < n_perm; p++) {
-        int tid = thread_id();
+        int tid = hm_thread_id();
         uint32_t *idx = tidx + (int64_t)tid * 2 * L, *mem = idx + L;
         uint64_t *bits = tbits + (int64_t)tid * words;
         double *work = twork + (size_t)tid * cov_work(d);
@@ -1362,7 +1346,7 @@ static void mono_sums_serial(double *S, double *K, const monos *mt, const rowsrc
 static int mono_sums_parallel(double *S, double *K, const monos *mt, const rowsrc *s, int64_t count,
                               int64_t d, int p, const double *sc) {
     int64_t F = mt->F, nch = (count + COV_CHUNK - 1) / COV_CHUNK;
-    int nt = max_threads();
+    int nt = hm_max_threads();
     size_t tws = mono_work(mt, d);
     double *part = malloc((size_t)nch * (size_t)(F + 1) * sizeof(double));
     double *tw = malloc((size_t)nt * tws * sizeof(double));
@@ -1372,7 +1356,7 @@ static int mono_sums_parallel(double *S, double *K, const monos *mt, const rowsr
         double *pp = part + ch * (F + 1);
         for (int64_t f = 0; f <= F; f++) pp[f] = 0.0;
         mono_accumulate(pp, &pp[F], mt, s, ch * COV_CHUNK, imin64((ch + 1) * COV_CHUNK, count), d, p, sc,
-                        tw + (size_t)thread_id() * tws);
+                        tw + (size_t)hm_thread_id() * tws);
     }
     for (int64_t f = 0; f < F; f++) S[f] = 0.0;
     *K = 0.0;
@@ -1510,7 +1494,7 @@ int hm_metric_kpd(double *median, double *err, double *vals,
                   uint64_t seed) {
     if (n < 1 || m < 1 || d < 1 || degree < 1 || num_batches < 1 || batch_size < 2) return HM_METRIC_EINVAL;
     if (n > (int64_t)UINT32_MAX || m > (int64_t)UINT32_MAX) return HM_METRIC_EINVAL;
-    int nt = max_threads(), mono = use_monomials(d, degree, batch_size, batch_size), status = HM_METRIC_OK;
+    int nt = hm_max_threads(), mono = use_monomials(d, degree, batch_size, batch_size), status = HM_METRIC_OK;
     monos mt = {0, NULL, NULL, NULL};
     if (mono && (status = mono_build(&mt, d, degree))) return status;
     int64_t bs = batch_size;
@@ -1521,7 +1505,7 @@ int hm_metric_kpd(double *median, double *err, double *vals,
     if (!tw || !tidx || !v) { status = HM_METRIC_ENOMEM; goto out; }
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (num_batches * bs * 64 > PAR_WORK)
     for (int64_t i = 0; i < num_batches; i++) {
-        int tid = thread_id();
+        int tid = hm_thread_id();
         double *w = tw + (size_t)tid * per_thread;
         uint32_t *ia = tidx + (int64_t)tid * 2 * bs, *ib = ia + bs;
         hm_stream rs;
@@ -1557,7 +1541,7 @@ int hm_metric_mmd_perm(double *observed, double *pvalue, double *null_,
     if (n < 2 || m < 2 || d < 1 || degree < 1 || n_perm < 0) return HM_METRIC_EINVAL;
     int64_t L = n + m;
     if (L > (int64_t)UINT32_MAX) return HM_METRIC_EINVAL;
-    int nt = max_threads(), mono = use_monomials(d, degree, n, m), status = HM_METRIC_OK;
+    int nt = hm_max_threads(), mono = use_monomials(d, degree, n, m), status = HM_METRIC_OK;
     monos mt = {0, NULL, NULL, NULL};
     double *pool = NULL, *tw = NULL, *nul = NULL;
     uint32_t *tidx = NULL;
@@ -1588,7 +1572,7 @@ int hm_metric_mmd_perm(double *observed, double *pvalue, double *null_,
     if (!tw || !tidx || !tbits || !nul) { status = HM_METRIC_ENOMEM; goto out; }
     #pragma omp parallel for schedule(dynamic, 1) num_threads(nt) if (n_perm * L * 16 > PAR_WORK)
     for (int64_t p = 0; p < n_perm; p++) {
-        int tid = thread_id();
+        int tid = hm_thread_id();
         double *w = tw + (size_t)tid * per_thread;
         uint32_t *idx = tidx + (int64_t)tid * 2 * L, *mem = idx + L;
         uint64_t *bits = tbits + (int64_t)tid * words;

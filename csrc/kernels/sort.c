@@ -4,9 +4,7 @@
 
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "threads.h"
 
 /* Below this length an insertion sort beats the radix sort's four histogram
  * scans of 256 buckets. */
@@ -76,10 +74,7 @@ DEFINE_RADIX(radix_u64, uint64_t, 8)
 static size_t slot_bytes(int64_t n) { return (((size_t)n * 24) + 63) & ~(size_t)63; }
 
 int hm_sort_slots(int64_t rows, int64_t n) {
-    int t = 1;
-#ifdef _OPENMP
-    t = omp_get_max_threads();
-#endif
+    int t = hm_max_threads();
     if (rows * n < PARALLEL_WORK || rows < 2) return 1;
     return rows < t ? (int)rows : t;
 }
@@ -120,11 +115,7 @@ static const int32_t *sort_row_i64(const int64_t *x, int64_t stride, int64_t n, 
 
 /* The thread's slot of scratch inside a parallel region of `slots` threads. */
 static inline char *my_slot(void *scratch, int64_t n) {
-    int tid = 0;
-#ifdef _OPENMP
-    tid = omp_get_thread_num();
-#endif
-    return (char *)scratch + slot_bytes(n) * (size_t)tid;
+    return (char *)scratch + slot_bytes(n) * (size_t)hm_thread_id();
 }
 
 void hm_sort_f32_forward(float *vals, int64_t *idx, const float *x, int64_t outer, int64_t n, int64_t inner,
