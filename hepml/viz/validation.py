@@ -18,8 +18,8 @@ relative, ``(reg - true) / true``, and phi is wrapped into (-pi, pi]
 (``hepml.physics.delta_phi``); in scaled units, and for the other features, they
 are plain differences. The statistics of ``regression_summary`` (std, quantiles,
 Pearson correlation) run on hepml tensors in C; NumPy only bins the histograms
-and picks their ranges. hepml has no sort/median kernel yet: quantiles are found
-by exact selection built from C comparisons, counts and masked_select.
+and picks their ranges. Quantiles and medians come from one C sort per call
+(``hepml.sort``), combined with NumPy's interpolation conventions.
 """
 import math
 
