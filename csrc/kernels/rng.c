@@ -66,6 +66,32 @@ void hm_rand_perm(int64_t *out, uint64_t *keys, int64_t n, uint64_t seed, uint64
     for (int64_t i = 0; i < n; i++) out[i] = (int64_t)keys[2 * i + 1];
 }
 
+#if defined(__AVX2__)
+/* The 32 mask values of blocks block0 .. block0 + 7 into o[0 .. 31]: keep where
+ * word >= thresh (unsigned: max(word, t) == word). For p = 1 the threshold 2^32
+ * wraps to 0 and keeps everything, but scale is 0 then. */
+static inline void dropout_block8_avx2(float *o, uint64_t seed, uint64_t block0, uint32_t thresh, float scale) {
+    __m256i w[4];
+    hm_philox_x8_avx2(seed, HM_STREAM_DROPOUT, block0, w);
+    const __m256i t = _mm256_set1_epi32((int)thresh);
+    const __m256 vs = _mm256_set1_ps(scale);
+    __m256 kept[4];
+    for (int k = 0; k < 4; k++)
+        kept[k] = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(w[k], t), w[k])), vs);
+    /* kept[k] lane l is element 4 l + k: a 4 x 8 transpose to memory order */
+    __m256 t0 = _mm256_unpacklo_ps(kept[0], kept[1]), t1 = _mm256_unpackhi_ps(kept[0], kept[1]);
+    __m256 t2 = _mm256_unpacklo_ps(kept[2], kept[3]), t3 = _mm256_unpackhi_ps(kept[2], kept[3]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
+    __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
+    _mm256_storeu_ps(o, _mm256_permute2f128_ps(u0, u1, 0x20));
+    _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
+    _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
+    _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
+}
+#endif
+
 void hm_rand_dropout_mask(float *out, int64_t n, uint64_t seed, uint64_t offset, float p) {
     float scale = p < 1.0f ? 1.0f / (1.0f - p) : 0.0f;
     /* Compare raw 32-bit words against p * 2^32: no float conversion per element. */
@@ -81,39 +107,15 @@ void hm_rand_dropout_mask(float *out, int64_t n, uint64_t seed, uint64_t offset,
     int64_t ngroups = (nblocks + 7) / 8;
     #pragma omp parallel for schedule(static) if (n > 65536)
     for (int64_t grp = 0; grp < ngroups; grp++) {
-        uint32_t r[32];
         uint64_t block0 = first + (uint64_t)(8 * grp);
+#if defined(__AVX2__)
         if ((block0 << 2) >= offset && ((block0 + 8) << 2) <= offset + (uint64_t)n) {
             /* the usual case: all 32 counters inside the call, no bounds checks */
-            float *o = out + ((block0 << 2) - offset);
-#if defined(__AVX2__)
-            __m256i w[4];
-            hm_philox_x8_avx2(seed, HM_STREAM_DROPOUT, block0, w);
-            /* keep = word >= thresh (unsigned: max(word, t) == word); a
-             * threshold of 2^32 (p = 1) keeps nothing */
-            __m256 kept[4];
-            const __m256i t = _mm256_set1_epi32((int)(uint32_t)thresh64);
-            const __m256 vs = _mm256_set1_ps(thresh64 > 0xFFFFFFFFu ? 0.0f : scale);
-            for (int k = 0; k < 4; k++)
-                kept[k] = _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_max_epu32(w[k], t), w[k])), vs);
-            /* kept[k] lane l is element 4 l + k: a 4 x 8 transpose to memory order */
-            __m256 t0 = _mm256_unpacklo_ps(kept[0], kept[1]), t1 = _mm256_unpackhi_ps(kept[0], kept[1]);
-            __m256 t2 = _mm256_unpacklo_ps(kept[2], kept[3]), t3 = _mm256_unpackhi_ps(kept[2], kept[3]);
-            __m256 u0 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(1, 0, 1, 0));
-            __m256 u1 = _mm256_shuffle_ps(t0, t2, _MM_SHUFFLE(3, 2, 3, 2));
-            __m256 u2 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(1, 0, 1, 0));
-            __m256 u3 = _mm256_shuffle_ps(t1, t3, _MM_SHUFFLE(3, 2, 3, 2));
-            _mm256_storeu_ps(o, _mm256_permute2f128_ps(u0, u1, 0x20));
-            _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
-            _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
-            _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
-#else
-            hm_philox_block8(seed, HM_STREAM_DROPOUT, block0, r);
-            for (int lane = 0; lane < 8; lane++)
-                for (int l = 0; l < 4; l++) o[4 * lane + l] = ((uint64_t)r[8 * l + lane] >= thresh64) ? scale : 0.0f;
-#endif
+            dropout_block8_avx2(out + ((block0 << 2) - offset), seed, block0, (uint32_t)thresh64, scale);
             continue;
         }
+#endif
+        uint32_t r[32];
         hm_philox_block8(seed, HM_STREAM_DROPOUT, block0, r);
         for (int lane = 0; lane < 8; lane++) {
             uint64_t block = block0 + (uint64_t)lane;
